@@ -1,0 +1,153 @@
+"""``GANModule``: the mechanics every GAN in the zoo shares, and nothing of any GAN's algorithm.
+
+- manual optimization (``automatic_optimization = False``);
+- a counter of images seen (global, across ranks), saved in checkpoints and logged as ``train/kimg``;
+- an EMA copy of the generator (``ema_decay=0`` turns it off) that ``sample()`` uses;
+- fixed sampling noise as a non-persistent buffer, for sample grids that are comparable over a run;
+- RNG states saved in checkpoints, so a resumed run continues exactly.
+
+Subclasses build ``self.generator`` (and whatever else they train), call ``init_ema()``, own ``training_step`` and
+``configure_optimizers``, and call ``self.save_hyperparameters()`` at the end of their own ``__init__``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+FIXED_NOISE_SEED = 1234
+
+
+class GANModule(L.LightningModule):
+    """Shared mechanics for manual-optimization GANs.
+
+    Args:
+        latent_dim: size of the generator's input noise.
+        ema_decay: decay of the generator EMA (0 disables it; ``sample()`` then uses the raw generator).
+        n_fixed_samples: number of fixed noise vectors for sample grids.
+    """
+
+    model_name: str = "gan"  # set by @register_model
+
+    def __init__(self, latent_dim: int, ema_decay: float = 0.999, n_fixed_samples: int = 64):
+        super().__init__()
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        self.automatic_optimization = False
+        self.latent_dim = latent_dim
+        self.ema_decay = ema_decay
+        self.images_seen = 0  # a Python int: schedules read it on the hot path without a device sync
+        self.ema_updates = 0
+        self.generator_ema: nn.Module | None = None
+        g = torch.Generator().manual_seed(FIXED_NOISE_SEED)
+        self.register_buffer("fixed_z", self.sample_latent(n_fixed_samples, generator=g), persistent=False)
+
+    # --- latent space & sampling -------------------------------------------------------------------------------------
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """``n`` latent vectors; standard normal by default. Drawn on the CPU when ``generator`` is given."""
+        if generator is not None:
+            return torch.randn(n, self.latent_dim, generator=generator).to(device or "cpu")
+        return torch.randn(n, self.latent_dim, device=device)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and metrics: the EMA copy where there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, batch_size: int = 256) -> Tensor:
+        """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1]."""
+        g = self.sampling_generator
+        was_training = g.training
+        g.eval()
+        try:
+            out = torch.cat([g(zb) for zb in z.to(self.device).split(batch_size)])
+        finally:
+            g.train(was_training)
+        return out.clamp_(-1.0, 1.0)
+
+    def sample(self, n: int, seed: int | None = None) -> Tensor:
+        """``n`` samples ``(N, C, H, W)`` in [-1, 1]; the same ``seed`` gives the same images on any device."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.generate(self.sample_latent(n, generator=gen, device=self.device))
+
+    def sample_fixed(self) -> Tensor:
+        """Samples for the fixed noise (the sample grids)."""
+        return self.generate(self.fixed_z)
+
+    # --- EMA ---------------------------------------------------------------------------------------------------------
+
+    def init_ema(self) -> None:
+        """Create the EMA copy of ``self.generator`` (call once the generator is built)."""
+        if self.ema_decay > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema <- beta * ema + (1 - beta) * g`` with a warm-up ``beta = min(decay, (1 + t) / (10 + t))``.
+
+        The warm-up keeps the first, random weights from dominating short runs. Buffers (BN statistics) are copied.
+        """
+        if self.generator_ema is None:
+            return
+        t = self.ema_updates
+        beta = min(self.ema_decay, (1.0 + t) / (10.0 + t))
+        ema_p = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in self.generator.parameters()], 1.0 - beta)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+        self.ema_updates += 1
+
+    # --- progress ----------------------------------------------------------------------------------------------------
+
+    def count_images(self, batch_size: int) -> None:
+        """Add one global batch (``batch_size`` per rank) to the images-seen counter and log ``train/kimg``."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        self.images_seen += int(batch_size) * world
+        if self._trainer is not None:
+            self.log("train/kimg", self.images_seen / 1000.0, on_step=True, on_epoch=False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.generator_ema is not None:
+            self.generator_ema.eval()  # the EMA generator never trains; keep its BN in inference mode
+        return self
+
+    # --- checkpoint state --------------------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["gan_zoo"] = {
+            "model": self.model_name,
+            "images_seen": self.images_seen,
+            "ema_updates": self.ema_updates,
+            "rng": rng,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        meta = checkpoint.get("gan_zoo")
+        if meta is None:
+            raise ValueError("not a gan_zoo checkpoint: the 'gan_zoo' entry is missing")
+        if meta.get("model") != self.model_name:
+            raise ValueError(f"checkpoint is for model {meta.get('model')!r}, not {self.model_name!r}")
+        self.images_seen = int(meta["images_seen"])
+        self.ema_updates = int(meta.get("ema_updates", 0))
+        rng = meta.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            random.setstate(_as_random_state(rng["python"]))
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _as_random_state(state):
+    # random.setstate needs (int, tuple, None-or-float); a checkpoint round trip may turn tuples into lists.
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

@@ -1,0 +1,72 @@
+"""Sample grids from the fixed noise, as PNG files and in whichever logger is active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torchvision.utils import make_grid, save_image
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """``(N, C, H, W)`` in [-1, 1] -> one ``(C, H', W')`` grid in [0, 1]."""
+    n = images.shape[0]
+    nrow = nrow or max(1, int(round(n ** 0.5)))
+    return make_grid(images.float().cpu(), nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
+
+
+def log_image(logger, key: str, grid: torch.Tensor, path: Path, step: int, images_seen: int) -> None:
+    """Send a grid to W&B or TensorBoard; other loggers (CSV, none) only get the PNG file."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        logger.log_image(key=key, images=[str(path)], step=step, caption=[f"{images_seen / 1000:.1f} kimg"])
+    elif isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_image(key, grid, global_step=images_seen)
+
+
+class SampleGrid(L.Callback):
+    """Write a grid of the fixed-noise samples every ``every_n_images`` and at the end of the fit.
+
+    Files: ``<dirpath>/samples_<images seen, 9 digits>.png`` and ``<dirpath>/final.png``.
+    Only image models (``channels > 0``) make grids; rank 0 writes.
+
+    Args:
+        dirpath: output directory.
+        every_n_images: images between two grids (0 = only at the start and the end).
+        key: logger key.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, key: str = "samples/grid"):
+        self.dirpath = Path(dirpath)
+        self.every = int(every_n_images)
+        self.key = key
+        self._last = 0
+        self.written: list[Path] = []
+
+    def write(self, trainer, pl_module, name: str) -> Path | None:
+        if not trainer.is_global_zero:
+            return None
+        grid = image_grid(pl_module.sample_fixed())
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = self.dirpath / name
+        save_image(grid, path)
+        for logger in trainer.loggers:
+            log_image(logger, self.key, grid, path, trainer.global_step, pl_module.images_seen)
+        self.written.append(path)
+        return path
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last = pl_module.images_seen
+        if pl_module.images_seen == 0:
+            self.write(trainer, pl_module, "samples_000000000.png")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = pl_module.images_seen
+        if self.every > 0 and now // self.every > self._last // self.every:
+            self.write(trainer, pl_module, f"samples_{now:09d}.png")
+        self._last = now
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.write(trainer, pl_module, "final.png")

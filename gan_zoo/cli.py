@@ -1,0 +1,121 @@
+"""Command-line helpers shared by the scripts: hyperparameters from signatures, clean errors for user mistakes."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+
+class UserError(Exception):
+    """A mistake in the user's input: printed as one line, exit status 2, no traceback."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input rather than a bug."""
+    from datamodules.base import DataError
+    from gan_zoo.checkpoint_io import CheckpointError
+    from gan_zoo.registry import UnknownNameError
+
+    return (UserError, UnknownNameError, DataError, CheckpointError)
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run ``main`` and turn user errors into ``error: <message>`` on stderr with exit status 2."""
+    try:
+        return main(argv)
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def docstring_args(obj) -> dict[str, str]:
+    """``{name: description}`` from the ``Args:`` section of a Google-style docstring."""
+    doc = inspect.getdoc(obj) or ""
+    m = re.search(r"^Args[^\n]*:\n(.*?)(?:\n\S|\Z)", doc, re.S | re.M)
+    out: dict[str, str] = {}
+    if not m:
+        return out
+    current = None
+    for line in m.group(1).splitlines():
+        hit = re.match(r"^\s{4}([\w, ]+):\s*(.*)$", line)
+        if hit:
+            names = [n.strip() for n in hit.group(1).split(",")]
+            for n in names:
+                out[n] = hit.group(2).strip()
+            current = names
+        elif current and line.strip():
+            for n in current:
+                out[n] += " " + line.strip()
+    return out
+
+
+def _optional(value: str) -> str | None:
+    return None if value.lower() in ("none", "null") else value
+
+
+def _parser_for(tp: Any) -> tuple[Callable[[str], Any] | None, bool]:
+    """(argparse type, is_bool) for an annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner, is_bool = _parser_for(args[0]) if len(args) == 1 else (str, False)
+        return (lambda s: None if _optional(s) is None else inner(s)), is_bool
+    if tp is bool:
+        return None, True
+    if tp in (int, float, str):
+        return tp, False
+    return str, False
+
+
+def init_params(cls) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls.__init__`` that have defaults (the hyperparameters)."""
+    sig = inspect.signature(cls.__init__)
+    return {n: p for n, p in sig.parameters.items()
+            if n != "self" and p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def add_hparams(parser: argparse.ArgumentParser, cls, skip: set[str], title: str) -> list[str]:
+    """Add one ``--name`` option per hyperparameter of ``cls`` (bools as ``--x/--no-x``); return their names."""
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(cls.__init__)
+    helps = docstring_args(cls)
+    names = []
+    for name, p in init_params(cls).items():
+        if name in skip:
+            continue
+        tp, is_bool = _parser_for(hints.get(name, type(p.default) if p.default is not None else str))
+        help_text = f"{helps.get(name, '')} (default: {p.default})".strip()
+        flag = "--" + name.replace("_", "-")
+        if is_bool:
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=p.default,
+                               help=help_text)
+        else:
+            group.add_argument(flag, dest=name, type=tp, default=p.default, help=help_text, metavar=name.upper())
+        names.append(name)
+    return names
+
+
+def read_config(path: str) -> dict:
+    """A flat YAML mapping of option names (``lr``, ``max_images``, ...) to values."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"cannot parse config {p}: {str(e).splitlines()[0]}") from e
+    if not isinstance(data, dict):
+        raise UserError(f"config {p} must be a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -1,0 +1,59 @@
+"""GAN losses as pure functions of discriminator scores.
+
+Notation: ``s`` is the discriminator's raw score (a logit for the BCE losses), ``D(x) = sigmoid(s(x))``.
+Every BCE-type loss is written with ``softplus`` on logits, never as ``log(sigmoid(.))`` (numerically stable).
+All losses are batch means.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+# --- DCGAN (Radford et al. 2015, Goodfellow et al. 2014) -------------------------------------------------------------
+
+def bce_d_loss(real_logits: Tensor, fake_logits: Tensor, real_target: float = 1.0) -> Tensor:
+    """Discriminator BCE with real target ``real_target`` (0.9 = one-sided label smoothing) and fake target 0.
+
+    ``t*softplus(-s_r) + (1-t)*softplus(s_r) + softplus(s_f)``  # -t log D(x) - (1-t) log(1-D(x)) - log(1-D(G(z)))
+    """
+    real = real_target * F.softplus(-real_logits) + (1.0 - real_target) * F.softplus(real_logits)
+    return real.mean() + F.softplus(fake_logits).mean()
+
+
+def ns_g_loss(fake_logits: Tensor) -> Tensor:
+    """Non-saturating generator loss ``softplus(-s(G(z)))``  # -log D(G(z))"""
+    return F.softplus(-fake_logits).mean()
+
+
+def bce_errors(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(err_R, err_F) = (BCE(D(x), 1), BCE(D(G(z)), 0))``, the quantities the margin balancing policy reads."""
+    return F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean()
+
+
+# --- LSGAN (Mao et al. 2016) -----------------------------------------------------------------------------------------
+
+LSGAN_CODINGS: dict[str, tuple[float, float, float]] = {
+    "01": (0.0, 1.0, 1.0),  # (a, b, c): the paper's main experiments and seed 003
+    "pearson": (-1.0, 1.0, 0.0),  # b - c = 1, b - a = 2: minimises the Pearson chi^2 divergence
+}
+
+
+def lsgan_d_loss(real_scores: Tensor, fake_scores: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """``0.5*mean((s(x) - b)^2) + 0.5*mean((s(G(z)) - a)^2)``"""
+    return 0.5 * (real_scores - b).pow(2).mean() + 0.5 * (fake_scores - a).pow(2).mean()
+
+
+def lsgan_g_loss(fake_scores: Tensor, c: float = 1.0) -> Tensor:
+    """``0.5*mean((s(G(z)) - c)^2)``"""
+    return 0.5 * (fake_scores - c).pow(2).mean()
+
+
+# --- Regularisers ----------------------------------------------------------------------------------------------------
+
+def l2_penalty(params, coef: Tensor | float) -> Tensor:
+    """``coef * sum_w ||w||^2`` over ``params`` (the adaptive D penalty of seed 004)."""
+    params = [p for p in params if p.requires_grad]
+    return coef * torch.stack([p.pow(2).sum() for p in params]).sum()

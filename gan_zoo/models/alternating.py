@@ -1,0 +1,115 @@
+"""The alternating D-step / G-step loop shared by DCGAN and LSGAN (they differ only in their losses).
+
+Per batch: draw z, generate ``fake = G(z)`` once; D step on real vs ``fake.detach()``; G step through the same ``fake``
+against the updated D (D's parameters frozen, so only input gradients flow through it). Real and fake batches go
+through D in separate forward passes (batch-norm statistics, minibatch discrimination).
+
+Options from seed 003: instance noise annealed linearly to 0 (``instance_noise`` sigma at the start,
+``instance_noise_images`` images to reach 0), minibatch discrimination and the nearest-neighbour generator live in
+the networks; balancing policies (seed 004) decide whether each step is applied.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gan_zoo.balance import make_balance_policy
+from gan_zoo.base import GANModule
+from gan_zoo.losses import bce_errors
+from gan_zoo.networks import DCGANDiscriminator, DCGANGenerator
+
+
+class AlternatingGAN(GANModule):
+    """One D step then one G step per batch, on DCGAN networks. Subclasses define ``d_loss`` and ``g_loss``."""
+
+    def __init__(self, *, channels: int, resolution: int, latent_dim: int, ngf: int, ndf: int, upsample: str,
+                 d_batch_norm: bool, minibatch_kernels: int, minibatch_kernel_dim: int, lr: float, lr_d: float | None,
+                 beta1: float, beta2: float, instance_noise: float, instance_noise_images: int, balance: str,
+                 balance_margin: float, ema_decay: float, n_fixed_samples: int):
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        if instance_noise < 0 or instance_noise_images < 0:
+            raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf, upsample)
+        self.discriminator = DCGANDiscriminator(channels, resolution, ndf, d_batch_norm, minibatch_kernels,
+                                                minibatch_kernel_dim)
+        self.balance = make_balance_policy(balance, balance_margin)
+        self.init_ema()
+
+    # --- losses (subclasses) -----------------------------------------------------------------------------------------
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # --- the loop ----------------------------------------------------------------------------------------------------
+
+    def noise_sigma(self) -> float:
+        """Instance-noise std at the current number of images seen (linear anneal to 0)."""
+        sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
+        if sigma0 == 0 or horizon == 0:
+            return 0.0
+        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
+
+    def _d_input(self, x: Tensor, sigma: float) -> Tensor:
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real = batch["x"]  # (N, C, H, W) in [-1, 1]
+        n = real.shape[0]
+        opt_g, opt_d = self.optimizers()
+        sigma = self.noise_sigma()
+
+        z = self.sample_latent(n, device=real.device)
+        fake = self.generator(z)  # one G forward, reused by both steps
+
+        # D step: real vs detached fake
+        s_real = self.discriminator(self._d_input(real, sigma))
+        s_fake = self.discriminator(self._d_input(fake.detach(), sigma))
+        loss_d = self.d_loss(s_real, s_fake)
+        penalty = self.balance.d_penalty(self.discriminator.parameters())
+        if penalty is not None:
+            loss_d = loss_d + penalty
+        update_d, update_g = True, True
+        if self.balance.needs_errors:
+            update_d, update_g = self.balance.decide(*bce_errors(s_real.detach(), s_fake.detach()))
+        if update_d:
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            opt_d.step()
+
+        # G step: through the same fake, against the (updated) D; D's weights get no gradient
+        self.discriminator.requires_grad_(False)
+        loss_g = self.g_loss(self.discriminator(self._d_input(fake, sigma)))
+        if update_g:
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+            self.update_ema()
+        self.discriminator.requires_grad_(True)
+        self.balance.observe_g_loss(loss_g)
+
+        self.count_images(n)
+        logs = {"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),
+                "d/real_score": s_real.detach().mean(), "d/fake_score": s_fake.detach().mean()}
+        if self.balance.needs_errors:
+            logs["balance/d_skipped"] = float(not update_d)
+            logs["balance/g_skipped"] = float(not update_g)
+        if hasattr(self.balance, "coef"):
+            logs["balance/l2_coef"] = self.balance.coef
+        if sigma > 0:
+            logs["train/instance_noise"] = sigma
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
+        self.log_dict({"d": logs["loss/d"], "g": logs["loss/g"]}, on_step=True, on_epoch=False, prog_bar=True,
+                      logger=False)
+        return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (float(hp.beta1), float(hp.beta2))  # floats: torch rejects an int 0 in betas
+        lr_d = hp.lr if hp.lr_d is None else hp.lr_d
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas)
+        return opt_g, opt_d

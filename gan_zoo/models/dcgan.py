@@ -1,0 +1,60 @@
+"""DCGAN (Radford et al. 2015) with the seed-003 options and the seed-004 balancing policies."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from gan_zoo.losses import bce_d_loss, ns_g_loss
+from gan_zoo.models.alternating import AlternatingGAN
+from gan_zoo.registry import register_model
+
+
+@register_model("dcgan")
+class DCGAN(AlternatingGAN):
+    """DCGAN: BCE discriminator, non-saturating generator, one D step then one G step per batch.
+
+    Args:
+        channels: image channels (1 or 3).
+        resolution: image side (16, 28, 32, 64, ... 1024).
+        latent_dim: size of z.
+        ngf: generator width at the finest resolution.
+        ndf: discriminator width at the finest resolution.
+        upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
+        d_batch_norm: batch norm in D after every conv but the first.
+        label_smoothing: one-sided label smoothing; the real target is 1 - label_smoothing (0.1 gives 0.9).
+        minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off; 100 in the paper).
+        minibatch_kernel_dim: minibatch discrimination kernel size C (5 in the paper).
+        lr: Adam learning rate of G (and of D unless lr_d is set).
+        lr_d: Adam learning rate of D (default: lr).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
+        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D).
+        balance_margin: margin of the "margin" policy.
+        ema_decay: decay of the generator EMA used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
+                 upsample: str = "deconv", d_batch_norm: bool = True, label_smoothing: float = 0.0,
+                 minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5, lr: float = 2e-4,
+                 lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999, instance_noise: float = 0.0,
+                 instance_noise_images: int = 100_000, balance: str = "none", balance_margin: float = 0.3,
+                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        super().__init__(channels=channels, resolution=resolution, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
+                         upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
+                         minibatch_kernel_dim=minibatch_kernel_dim, lr=lr, lr_d=lr_d, beta1=beta1, beta2=beta2,
+                         instance_noise=instance_noise, instance_noise_images=instance_noise_images,
+                         balance=balance, balance_margin=balance_margin, ema_decay=ema_decay,
+                         n_fixed_samples=n_fixed_samples)
+        self.real_target = 1.0 - label_smoothing
+        self.save_hyperparameters()
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return bce_d_loss(real_scores, fake_scores, self.real_target)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return ns_g_loss(fake_scores)

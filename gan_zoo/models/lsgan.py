@@ -1,0 +1,60 @@
+"""LSGAN (Mao et al. 2016): DCGAN networks with a linear D output and least-squares losses."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from gan_zoo.losses import LSGAN_CODINGS, lsgan_d_loss, lsgan_g_loss
+from gan_zoo.models.alternating import AlternatingGAN
+from gan_zoo.registry import register_model
+
+
+@register_model("lsgan")
+class LSGAN(AlternatingGAN):
+    """LSGAN: D minimises ``0.5*(s(x)-b)^2 + 0.5*(s(G(z))-a)^2``, G minimises ``0.5*(s(G(z))-c)^2``.
+
+    Args:
+        channels: image channels (1 or 3).
+        resolution: image side (16, 28, 32, 64, ... 1024).
+        latent_dim: size of z.
+        ngf: generator width at the finest resolution.
+        ndf: discriminator width at the finest resolution.
+        coding: (a, b, c) coding, "01" for (0, 1, 1) (the paper's experiments, default) or "pearson" for (-1, 1, 0).
+        upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
+        d_batch_norm: batch norm in D after every conv but the first.
+        minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off).
+        minibatch_kernel_dim: minibatch discrimination kernel size C.
+        lr: Adam learning rate of G (and of D unless lr_d is set); seed 003 used 1e-4, the paper 2e-4.
+        lr_d: Adam learning rate of D (default: lr).
+        beta1: Adam beta1 (0.5; seed 003 warns it may not converge otherwise).
+        beta2: Adam beta2.
+        instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
+        balance: balancing policy, "none", "margin" or "l2" (both read D's scores as logits).
+        balance_margin: margin of the "margin" policy.
+        ema_decay: decay of the generator EMA used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
+                 coding: str = "01", upsample: str = "deconv", d_batch_norm: bool = True, minibatch_kernels: int = 0,
+                 minibatch_kernel_dim: int = 5, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
+                 beta2: float = 0.999, instance_noise: float = 0.0, instance_noise_images: int = 100_000,
+                 balance: str = "none", balance_margin: float = 0.3, ema_decay: float = 0.999,
+                 n_fixed_samples: int = 64):
+        if coding not in LSGAN_CODINGS:
+            raise ValueError(f"unknown LSGAN coding {coding!r}; valid: {', '.join(LSGAN_CODINGS)}")
+        super().__init__(channels=channels, resolution=resolution, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
+                         upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
+                         minibatch_kernel_dim=minibatch_kernel_dim, lr=lr, lr_d=lr_d, beta1=beta1, beta2=beta2,
+                         instance_noise=instance_noise, instance_noise_images=instance_noise_images,
+                         balance=balance, balance_margin=balance_margin, ema_decay=ema_decay,
+                         n_fixed_samples=n_fixed_samples)
+        self.a, self.b, self.c = LSGAN_CODINGS[coding]
+        self.save_hyperparameters()
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return lsgan_d_loss(real_scores, fake_scores, self.a, self.b)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return lsgan_g_loss(fake_scores, self.c)
