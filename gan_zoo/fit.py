@@ -23,7 +23,6 @@ import yaml
 from gan_zoo.cli import UserError, add_hparams, read_config, run_main
 
 DATA_LINKED = ("channels", "resolution", "num_classes")  # model arguments filled in from the data set
-DEFAULT_MAX_IMAGES = 60_000  # when neither --max-images nor --max-epochs is given: one pass over Fashion-MNIST
 LOGGERS = ("wandb", "tensorboard", "csv", "none")
 
 
@@ -63,7 +62,7 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
                    help="let torchvision download a missing data set (needs the internet)")
     t = p.add_argument_group("training")
     t.add_argument("--max-images", type=int, default=None,
-                   help=f"stop after this many images seen (default {DEFAULT_MAX_IMAGES} if no --max-epochs)")
+                   help="stop after this many images seen (default: the model's schedule, or one epoch)")
     t.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs")
     t.add_argument("--limit-train-batches", type=_limit, default=None, help="batches per epoch (int) or fraction")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
@@ -197,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise UserError(f"{cls.model_name}: {e}") from e
 
-    max_images = args.max_images
-    if max_images is None and args.max_epochs is None:
-        max_images = getattr(cls, "default_max_images", DEFAULT_MAX_IMAGES)
+    max_images, max_epochs = args.max_images, args.max_epochs
+    if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass
+        max_images = getattr(cls, "default_max_images", None)
+        max_epochs = None if max_images else 1
     out.mkdir(parents=True, exist_ok=True)
     resolved = {k: v for k, v in vars(args).items() if k != "config"}
-    resolved.update(model=cls.model_name, max_images=max_images, resolution=dm.resolution, channels=dm.channels)
+    resolved.update(model=cls.model_name, max_images=max_images, max_epochs=max_epochs, resolution=dm.resolution,
+                    channels=dm.channels)
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     callbacks = [
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         callbacks.append(ImagesProgressBar())
     logger = make_logger(args, out)
     trainer = L.Trainer(
-        max_epochs=args.max_epochs if args.max_epochs is not None else -1,
+        max_epochs=max_epochs if max_epochs is not None else -1,
         limit_train_batches=args.limit_train_batches, accelerator=args.accelerator, devices=args.devices,
         strategy=args.strategy, precision=args.precision, logger=logger, callbacks=callbacks,
         plugins=[AtomicCheckpointIO()], enable_checkpointing=False, enable_progress_bar=args.progress_bar,

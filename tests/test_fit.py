@@ -105,6 +105,16 @@ def test_wandb_offline_run_writes_metrics_and_images(tmp_path, monkeypatch):
         assert key in data, key
 
 
+def test_default_budget_is_one_epoch(tmp_path):
+    write_mnist(tmp_path / "data", n_train=64)
+    run = tmp_path / "run"
+    assert main(["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+                 "--out", str(run), *SMALL]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["gan_zoo"]["images_seen"] == 64
+    assert yaml.safe_load((run / "config.yaml").read_text())["max_epochs"] == 1
+
+
 # --- bad input: one line, exit status 2, no traceback -----------------------------------------------------------------
 
 def _bad(capsys, argv, *needles):
