@@ -129,7 +129,17 @@ class GANModule(L.LightningModule):
             "images_seen": self.images_seen,
             "ema_updates": self.ema_updates,
             "rng": rng,
+            "data": self._data_info(),
         }
+
+    def _data_info(self) -> dict:
+        """What the model was trained on (for evaluation without the run's config)."""
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None:
+            return {}
+        return {"name": dm.name, "resolution": dm.resolution, "channels": dm.channels,
+                "resize_mode": getattr(dm, "resize_mode", "resize"),
+                "data_dir": str(dm.data_dir) if getattr(dm, "data_dir", None) else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gan_zoo")

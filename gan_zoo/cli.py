@@ -22,9 +22,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input rather than a bug."""
     from datamodules.base import DataError
     from gan_zoo.checkpoint_io import CheckpointError
+    from gan_zoo.metrics.extractors import ExtractorError
     from gan_zoo.registry import UnknownNameError
 
-    return (UserError, UnknownNameError, DataError, CheckpointError)
+    return (UserError, UnknownNameError, DataError, CheckpointError, ExtractorError)
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

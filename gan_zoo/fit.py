@@ -71,6 +71,16 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     t.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed, ...")
     t.add_argument("--seed", type=int, default=0, help="seed of everything (weights, noise, data order)")
     t.add_argument("--ckpt-path", default=None, help="resume from a checkpoint file, or 'last' (<out>/checkpoints)")
+    m = p.add_argument_group("metrics")
+    m.add_argument("--metrics", default="auto",
+                   help="fid,is,kid (any of them), toy, none, or auto: FID/IS/KID where an extractor is available "
+                        "(domain CNNs for (Fashion-)MNIST, Inception when its weights file is present), toy "
+                        "mode coverage on ring8/grid25")
+    m.add_argument("--metric-samples", type=int, default=10_000, help="generated images per evaluation")
+    m.add_argument("--metrics-every-images", type=int, default=0, help="images between evaluations (0 = at the end)")
+    m.add_argument("--metric-split", default="test", help="real split the metrics compare against")
+    m.add_argument("--extractor", default="auto", help="fmnist-cnn, mnist-cnn, inception, or auto")
+    m.add_argument("--inception-weights", default=None, help="path of the Inception weights file")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="run directory (default runs/<model>-<data>-<time>)")
     o.add_argument("--logger", choices=LOGGERS, default="wandb",
@@ -106,6 +116,37 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if not args.model:
         parser.error("the following argument is required: --model")
     return args, hparam_names
+
+
+def metric_callbacks(args, dm, out: Path) -> list:
+    """The metric callbacks that ``--metrics`` asks for (``auto``: whatever can run here)."""
+    from gan_zoo.callbacks.metrics import ImageMetrics
+    from gan_zoo.callbacks.toy import ToyModeMetrics
+    from gan_zoo.metrics.extractors import ExtractorError, default_extractor, inception_path
+
+    spec = args.metrics.strip().lower()
+    if spec == "none":
+        return []
+    if not dm.is_image:
+        if spec not in ("auto", "toy"):
+            raise UserError(f"--metrics {spec}: the 2D toy data sets take --metrics toy (or none)")
+        return [ToyModeMetrics(out / "samples", every_n_images=args.metrics_every_images, seed=args.seed)]
+    if spec == "toy":
+        raise UserError(f"--metrics toy needs a 2D toy data set, not {dm.name!r}")
+    extractor = default_extractor(dm.name) if args.extractor == "auto" else args.extractor
+    if spec == "auto":
+        if extractor == "inception":
+            try:
+                inception_path(args.inception_weights)
+            except ExtractorError as e:
+                print(f"metrics skipped: {e}", file=sys.stderr)
+                return []
+        spec = "fid,is,kid"
+    from gan_zoo.metrics.image_metrics import parse_metrics
+
+    return [ImageMetrics(parse_metrics(spec), args.metric_samples, extractor, args.metric_split,
+                         every_n_images=args.metrics_every_images, seed=args.seed,
+                         inception_weights=args.inception_weights)]
 
 
 def make_logger(args, out: Path):
@@ -211,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if dm.is_image:
         callbacks.append(SampleGrid(out / "samples", args.sample_every_images))
+    callbacks += metric_callbacks(args, dm, out)
     callbacks += getattr(model, "default_callbacks", lambda dm, out: [])(dm, out)
     if args.progress_bar:
         callbacks.append(ImagesProgressBar())

@@ -1,0 +1,124 @@
+"""``scripts/evaluate.py``: FID / IS / KID (or toy mode coverage) of a trained generator.
+
+    python scripts/evaluate.py --ckpt runs/x/checkpoints/last.ckpt --metrics fid,is,kid --n 10000
+    python scripts/evaluate.py --ckpt runs/toy/checkpoints/last.ckpt --metrics toy
+
+Prints a table and writes JSON (``--json``, default beside the checkpoint) with every protocol detail: number of
+generated and real images, extractor and its sha256, real split, resize settings, cache status, seed, versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gan_zoo.cli import UserError, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="a training checkpoint (.ckpt) written by fit.py")
+    src.add_argument("--pretrained", help="a pretrained zoo entry (see gan_zoo.list_pretrained())")
+    p.add_argument("--metrics", default="fid,is,kid", help="comma list of fid, is, kid; or 'toy'")
+    p.add_argument("--n", type=int, default=10_000, help="generated images (toy: samples, 2500 in the protocol)")
+    p.add_argument("--split", default="test", help="real split")
+    p.add_argument("--n-real", type=int, default=None, help="real images (default: the whole split)")
+    p.add_argument("--extractor", default="auto", help="fmnist-cnn, mnist-cnn, inception, or auto")
+    p.add_argument("--inception-weights", default=None, help="path of the Inception weights file")
+    p.add_argument("--data", default=None, help="data set (default: the one the model was trained on)")
+    p.add_argument("--data-dir", default=None, help="directory searched first for the data set files")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="where to write the results")
+    return p
+
+
+def load_model(args):
+    """The model and the data info it was trained with, from ``--ckpt`` (or ``--pretrained``)."""
+    from gan_zoo.checkpoint_io import CheckpointError, load_checkpoint
+    from gan_zoo.registry import get_model_class
+
+    if args.pretrained:
+        try:
+            from gan_zoo.pretrained import load_pretrained  # the model zoo
+        except ImportError:
+            raise UserError("no pretrained models are shipped yet: evaluate a training checkpoint with --ckpt")
+        model = load_pretrained(args.pretrained, device=args.device)
+        return model, dict(getattr(model, "pretrained_meta", {}).get("data", {})), 0
+    ckpt = load_checkpoint(args.ckpt)
+    cls = get_model_class(ckpt["gan_zoo"]["model"])
+    try:
+        model = cls(**ckpt.get("hyper_parameters", {}))
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (TypeError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{args.ckpt} does not match model {cls.model_name}: {str(e).splitlines()[0]}") from e
+    model.images_seen = int(ckpt["gan_zoo"].get("images_seen", 0))
+    return model.to(args.device).eval(), dict(ckpt["gan_zoo"].get("data") or {}), model.images_seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import lightning as L
+    import torch
+    import torchmetrics
+
+    from datamodules import get_datamodule
+    from gan_zoo.callbacks.metrics import generate_and_update, real_features
+    from gan_zoo.metrics.extractors import default_extractor, load_extractor
+    from gan_zoo.metrics.image_metrics import MetricSuite, metric_key, parse_metrics
+    from gan_zoo.metrics.toy import mode_metrics
+
+    model, data, images_seen = load_model(args)
+    name = args.data or data.get("name")
+    if not name:
+        raise UserError("the checkpoint does not say which data set it was trained on: pass --data")
+    kw = dict(data_dir=args.data_dir or data.get("data_dir"))
+    if data.get("resolution"):
+        kw.update(resolution=data["resolution"], channels=data["channels"], resize_mode=data.get("resize_mode", "resize"))
+    dm = get_datamodule(name, **kw)
+    dm.prepare_data()
+    t0 = time.perf_counter()
+    result = {"model": model.model_name, "images_seen": images_seen, "data": name, "split": args.split,
+              "seed": args.seed, "source": args.ckpt or args.pretrained, "torch": torch.__version__,
+              "torchmetrics": torchmetrics.__version__, "lightning": L.__version__}
+    if args.metrics.strip().lower() == "toy":
+        if dm.is_image:
+            raise UserError(f"--metrics toy needs a 2D toy data set, not {name!r}")
+        torch.manual_seed(args.seed)
+        res = mode_metrics(model.sample(args.n, seed=args.seed), dm.modes(), dm.std)
+        result.update(protocol=f"{args.n} samples, high quality within 3 std of the nearest mode",
+                      metrics={"toy/modes": res["modes"], "toy/num_modes": res["num_modes"],
+                               "toy/hq_percent": 100 * res["hq"], "toy/reverse_kl": res["reverse_kl"]})
+    else:
+        metrics = parse_metrics(args.metrics)
+        ext_name = default_extractor(name) if args.extractor == "auto" else args.extractor
+        extractor = load_extractor(ext_name, args.inception_weights).to(args.device)
+        suite = MetricSuite(extractor, metrics).to(args.device)
+        feats, status = real_features(dm, args.split, args.n_real, extractor, device=args.device)
+        suite.set_real_features(feats.to(args.device))
+        generate_and_update(suite, model, args.n, args.seed, 0, 1, args.batch_size)
+        res = suite.compute(args.n)
+        result.update(extractor=ext_name, extractor_sha256=extractor.sha256, resize=extractor.resize_note,
+                      n_fake=args.n, n_real=len(feats), real_stats_cache=status,
+                      metrics={metric_key(k.replace("_std", ""), args.n, ext_name, args.split)
+                               + ("_std" if k.endswith("_std") else ""): v for k, v in res.items()})
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    width = max(len(k) for k in result["metrics"])
+    for k, v in result["metrics"].items():
+        print(f"{k:<{width}}  {v:.4f}")
+    print(f"({result['seconds']} s)", file=sys.stderr)
+    out = Path(args.json) if args.json else (Path(args.ckpt).with_suffix(".metrics.json") if args.ckpt else None)
+    if out:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_main(main, argv)

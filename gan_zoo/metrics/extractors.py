@@ -1,0 +1,194 @@
+"""Feature extractors for FID / IS / KID, selectable by name, loaded offline and verified by sha256.
+
+- ``fmnist-cnn``, ``mnist-cnn``: ``DomainCNN`` classifiers we trained (``scripts/train_extractor.py``), shipped in
+  ``checkpoints/`` and listed in ``checkpoints/extractors.json`` with their sha256 and test accuracy. 128-d
+  penultimate features for FID / KID, 10 logits for IS.
+- ``inception``: torch-fidelity's Inception-v3 (the standard for paper numbers), from the file
+  ``weights-inception-2015-12-05-6726825d.pth``: given as a path, or found in ``$TORCH_HOME/hub/checkpoints/``;
+  its sha256 must start with ``6726825d`` (the hash prefix in its name). 2048-d pool features, 1008 logits.
+
+Every extractor takes images in [-1, 1], ``(N, C, H, W)``, any size, 1 or 3 channels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from gan_zoo.networks.classifier import DomainCNN
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"
+EXTRACTORS = ("fmnist-cnn", "mnist-cnn", "inception")
+DEFAULT_EXTRACTOR = {"fashion_mnist": "fmnist-cnn", "mnist": "mnist-cnn", "mnist5k": "mnist-cnn"}
+
+
+class ExtractorError(ValueError):
+    """A feature extractor that cannot be loaded (missing, corrupt or mismatched file); the message says why."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_extractor(data: str) -> str:
+    """``fmnist-cnn`` / ``mnist-cnn`` for the 28x28 data sets, ``inception`` for RGB data."""
+    return DEFAULT_EXTRACTOR.get(data, "inception")
+
+
+class Extractor(nn.Module):
+    """``features(x)`` (N, num_features) and ``logits(x)`` (N, num_classes) of images in [-1, 1]."""
+
+    name: str
+    num_features: int
+    sha256: str
+    resize_note: str = ""
+
+    def features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def logits(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class DomainExtractor(Extractor):
+    def __init__(self, name: str, net: DomainCNN, sha256: str):
+        super().__init__()
+        self.name, self.net, self.sha256 = name, net.eval(), sha256
+        self.num_features = net.num_features
+        self.resize_note = "luma, bilinear antialiased resize to 28x28"
+        self.requires_grad_(False)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.net.features(x.float())
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.net.head(self.net.features(x.float()))
+
+    def train(self, mode: bool = True):  # never leaves eval mode (dropout off)
+        return super().train(False)
+
+
+class InceptionExtractor(Extractor):
+    def __init__(self, path: Path, sha256: str, antialias: bool = False):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.name, self.sha256, self.num_features = "inception", sha256, 2048
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+                                      feature_extractor_weights_path=str(path), antialias=antialias)
+        self.resize_note = f"torch-fidelity bilinear resize to 299x299, antialias={antialias}"
+
+    def _both(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # torch-fidelity takes uint8 [0, 255]
+        feats, logits = self.net._torch_fidelity_forward(u8)
+        return feats.reshape(len(x), -1), logits.reshape(len(x), -1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self._both(x)[0]
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self._both(x)[1]
+
+
+def _extractor_manifest() -> dict:
+    path = CHECKPOINTS / "extractors.json"
+    if not path.is_file():
+        raise ExtractorError(f"no extractor manifest at {path}")
+    return json.loads(path.read_text())
+
+
+def _weights_dirs() -> list[Path]:
+    dirs = [CHECKPOINTS]
+    if os.environ.get("GAN_ZOO_WEIGHTS"):
+        dirs.append(Path(os.environ["GAN_ZOO_WEIGHTS"]).expanduser())
+    return dirs
+
+
+def load_domain_cnn(name: str) -> DomainExtractor:
+    entry = _extractor_manifest().get(name)
+    if entry is None:
+        raise ExtractorError(f"{name!r} is not in checkpoints/extractors.json")
+    for d in _weights_dirs():
+        path = d / entry["file"]
+        if path.is_file():
+            break
+    else:
+        raise ExtractorError(f"{name}: weights file {entry['file']} not found in "
+                             f"{', '.join(str(d) for d in _weights_dirs())}")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise ExtractorError(f"{name}: {path} has sha256 {digest[:16]}..., the manifest says "
+                             f"{entry['sha256'][:16]}...: the file is corrupt or not the shipped one")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = DomainCNN()
+    net.load_state_dict(state, strict=True)
+    return DomainExtractor(name, net, digest)
+
+
+def inception_path(path: str | os.PathLike | None = None) -> Path:
+    """The Inception weights file: ``path`` if given, else ``$TORCH_HOME/hub/checkpoints/``; never downloaded here."""
+    if path:
+        candidates = [Path(path).expanduser()]
+    else:
+        torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+        candidates = [torch_home / "hub" / "checkpoints" / INCEPTION_FILE]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ExtractorError(
+        f"inception: the weights file {INCEPTION_FILE} was not found at {candidates[0]}. Put it there (it is "
+        "torch-fidelity's release file, downloaded automatically by torchmetrics when online), or pass its path "
+        "with --inception-weights; offline, use a domain extractor such as fmnist-cnn.")
+
+
+def load_extractor(name: str, inception_weights: str | None = None, antialias: bool = False) -> Extractor:
+    """Build an extractor by name (``fmnist-cnn``, ``mnist-cnn``, ``inception``), verifying its file's sha256."""
+    if name in ("fmnist-cnn", "mnist-cnn"):
+        return load_domain_cnn(name)
+    if name == "inception":
+        path = inception_path(inception_weights)
+        digest = sha256_file(path)
+        if not digest.startswith(INCEPTION_SHA256_PREFIX):
+            raise ExtractorError(f"inception: {path} has sha256 {digest[:16]}..., expected a hash starting with "
+                                 f"{INCEPTION_SHA256_PREFIX}: corrupt or a different file")
+        return InceptionExtractor(path, digest, antialias)
+    from gan_zoo.registry import UnknownNameError
+
+    raise UnknownNameError(f"unknown feature extractor {name!r}; valid: {', '.join(EXTRACTORS)}")
+
+
+class FeatureView(nn.Module):
+    """``extractor.features`` as a module with ``num_features``: what torchmetrics' FID / KID take as ``feature``."""
+
+    def __init__(self, extractor: Extractor):
+        super().__init__()
+        self.extractor = extractor
+        self.num_features = extractor.num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.extractor.features(x).double()  # float64 statistics
+
+
+class LogitView(nn.Module):
+    """``extractor.logits`` as a module: what torchmetrics' IS takes as ``feature``."""
+
+    def __init__(self, extractor: Extractor):
+        super().__init__()
+        self.extractor = extractor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.extractor.logits(x)

@@ -1,0 +1,70 @@
+"""Metrics through fit.py and scripts/evaluate.py, including a 2-process CPU DDP fit."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from gan_zoo.evaluate import cli as evaluate_cli
+from gan_zoo.fit import main as fit_main
+from tests.conftest import needs_fmnist
+from tests.test_datamodules import write_mnist
+from tests.test_fit import ROOT, read_metrics
+
+TINY = ["--resolution", "16", "--ngf", "8", "--ndf", "8", "--latent-dim", "16", "--batch-size", "16",
+        "--no-progress-bar", "--log-every-n-steps", "1"]
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_fit_logs_metrics_and_evaluate_reproduces_them(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert fit_main(["--model", "dcgan", "--max-images", "64", "--out", str(run), "--logger", "csv",
+                     "--metrics", "fid,is,kid", "--metric-samples", "200", "--metrics-every-images", "32",
+                     "--metric-split", "test", *TINY]) == 0
+    rows = [r for r in read_metrics(run) if r.get("metrics/fid200_fmnist-cnn_test")]
+    assert len(rows) == 3  # at 32 and 64 images, and at the end of the fit
+    fid_end = float(rows[-1]["metrics/fid200_fmnist-cnn_test"])
+    assert fid_end > 0 and float(rows[-1]["metrics/is200_fmnist-cnn_test"]) >= 1.0
+    assert "metrics/kid200_fmnist-cnn_test" in rows[-1]
+    capsys.readouterr()
+    out_json = tmp_path / "eval.json"
+    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "200", "--json",
+                         str(out_json)]) == 0
+    printed = capsys.readouterr()
+    res = json.loads(out_json.read_text())
+    assert res["extractor"] == "fmnist-cnn" and res["n_fake"] == 200 and res["n_real"] == 10000
+    assert res["real_stats_cache"] == "hit"  # computed once by the fit
+    assert res["data"] == "fashion_mnist" and res["model"] == "dcgan" and res["images_seen"] == 64
+    assert "antialias" in res["resize"] or "resize" in res["resize"]
+    # same generator, same seed, same real statistics: the same FID as the fit's final evaluation
+    assert res["metrics"]["metrics/fid200_fmnist-cnn_test"] == pytest.approx(fid_end, rel=1e-4)
+    assert "metrics/fid200_fmnist-cnn_test" in printed.out
+
+
+def test_evaluate_bad_input(tmp_path, capsys):
+    assert evaluate_cli(["--ckpt", str(tmp_path / "none.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert evaluate_cli(["--pretrained", "dcgan.fmnist32"]) == 2
+    assert "pretrained" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_fit_with_fid_logs_the_same_value_on_every_rank(tmp_path):
+    write_mnist(tmp_path / "data", n_train=128, n_test=64)
+    env = {**os.environ, "GAN_ZOO_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+           str(tmp_path / "data"), "--max-images", "64", "--accelerator", "cpu", "--devices", "2", "--strategy",
+           "ddp_find_unused_parameters_true", "--logger", "csv", "--out", str(tmp_path / "run"), "--metrics", "fid,kid",
+           "--metric-samples", "101", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    values = {}
+    for rank, fid in re.findall(r"\[rank (\d)\] .*?metrics/fid101_mnist-cnn_test=([0-9.e+-]+)", r.stderr):
+        values[int(rank)] = float(fid)
+    assert set(values) == {0, 1} and values[0] == values[1], r.stderr[-2000:]
+    logged = [r for r in read_metrics(tmp_path / "run") if r.get("metrics/fid101_mnist-cnn_test")]
+    assert float(logged[-1]["metrics/fid101_mnist-cnn_test"]) == pytest.approx(values[0], rel=1e-5)
