@@ -6,6 +6,8 @@ from pathlib import Path
 
 import lightning as L
 
+from gan_zoo.callbacks.periodic import crossed
+
 
 class ImagesCheckpoint(L.Callback):
     """Write ``last.ckpt`` every ``every_n_images`` and when the fit ends, plus a kept snapshot
@@ -34,9 +36,6 @@ class ImagesCheckpoint(L.Callback):
     def last_path(self) -> Path:
         return self.dirpath / "last.ckpt"
 
-    def _crossed(self, every: int, before: int, now: int) -> bool:
-        return every > 0 and now // every > before // every
-
     def _save(self, trainer: L.Trainer, path: Path) -> None:
         trainer.save_checkpoint(path, weights_only=False)  # full state: optimizers, loops, callbacks
 
@@ -49,9 +48,9 @@ class ImagesCheckpoint(L.Callback):
         before, now = self._last_seen, pl_module.images_seen
         self._last_seen = now
         done = self.max_images is not None and now >= self.max_images
-        if self._crossed(self.snapshot_every, before, now):
+        if crossed(self.snapshot_every, before, now):
             self._save(trainer, self.dirpath / f"kimg{now // 1000:06d}.ckpt")
-        if done or self._crossed(self.every, before, now):
+        if done or crossed(self.every, before, now):
             self._save(trainer, self.last_path)
             self._saved_at = now
         if done:

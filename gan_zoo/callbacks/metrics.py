@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import sys
 
-import lightning as L
 import torch
 
+from gan_zoo.callbacks.periodic import EveryNImages
 from gan_zoo.metrics.cache import cached_features, stats_key
 from gan_zoo.metrics.extractors import load_extractor
 from gan_zoo.metrics.image_metrics import MetricSuite, extract_features, metric_key
@@ -43,7 +43,7 @@ def generate_and_update(suite: MetricSuite, model, n: int, seed: int, rank: int,
     return share
 
 
-class ImageMetrics(L.Callback):
+class ImageMetrics(EveryNImages):
     """Compute FID / IS / KID every ``every_n_images`` and at the end of the fit.
 
     Args:
@@ -60,12 +60,12 @@ class ImageMetrics(L.Callback):
     def __init__(self, metrics=("fid", "is", "kid"), n_samples: int = 10_000, extractor: str = "fmnist-cnn",
                  split: str = "test", n_real: int | None = None, every_n_images: int = 0, seed: int = 0,
                  inception_weights: str | None = None, batch_size: int = 500):
+        super().__init__(every_n_images)
         self.metrics, self.n_samples, self.extractor_name = metrics, n_samples, extractor
-        self.split, self.n_real, self.every, self.seed = split, n_real, every_n_images, seed
+        self.split, self.n_real, self.seed = split, n_real, seed
         self.inception_weights, self.batch_size = inception_weights, batch_size
         self.suite: MetricSuite | None = None
         self.history: list[dict] = []
-        self._last = 0
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self.suite is not None:
@@ -108,14 +108,5 @@ class ImageMetrics(L.Callback):
             print(prefix + "  ".join(f"{k}={v:.6g}" for k, v in named.items()), file=sys.stderr)
         return named
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._last = pl_module.images_seen
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        now = pl_module.images_seen
-        if self.every > 0 and now // self.every > self._last // self.every:
-            self.evaluate(trainer, pl_module)
-        self._last = now
-
-    def on_train_end(self, trainer, pl_module) -> None:
+    def run(self, trainer, pl_module, final: bool) -> None:
         self.evaluate(trainer, pl_module)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 from torchvision.utils import make_grid, save_image
+
+from gan_zoo.callbacks.periodic import EveryNImages
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
@@ -26,7 +27,7 @@ def log_image(logger, key: str, grid: torch.Tensor, path: Path, step: int, image
         logger.experiment.add_image(key, grid, global_step=images_seen)
 
 
-class SampleGrid(L.Callback):
+class SampleGrid(EveryNImages):
     """Write a grid of the fixed-noise samples every ``every_n_images`` and at the end of the fit.
 
     Files: ``<dirpath>/samples_<images seen, 9 digits>.png`` and ``<dirpath>/final.png``.
@@ -39,10 +40,9 @@ class SampleGrid(L.Callback):
     """
 
     def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, key: str = "samples/grid"):
+        super().__init__(every_n_images)
         self.dirpath = Path(dirpath)
-        self.every = int(every_n_images)
         self.key = key
-        self._last = 0
         self.written: list[Path] = []
 
     def write(self, trainer, pl_module, name: str) -> Path | None:
@@ -58,15 +58,9 @@ class SampleGrid(L.Callback):
         return path
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._last = pl_module.images_seen
+        super().on_train_start(trainer, pl_module)
         if pl_module.images_seen == 0:
             self.write(trainer, pl_module, "samples_000000000.png")
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        now = pl_module.images_seen
-        if self.every > 0 and now // self.every > self._last // self.every:
-            self.write(trainer, pl_module, f"samples_{now:09d}.png")
-        self._last = now
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.write(trainer, pl_module, "final.png")
+    def run(self, trainer, pl_module, final: bool) -> None:
+        self.write(trainer, pl_module, "final.png" if final else f"samples_{pl_module.images_seen:09d}.png")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import lightning as L
-import torch
 
+from gan_zoo.callbacks.periodic import EveryNImages
 from gan_zoo.metrics.toy import mode_metrics, scatter_png
 
 
-class ToyModeMetrics(L.Callback):
+class ToyModeMetrics(EveryNImages):
     """Log ``toy/modes``, ``toy/hq_percent`` and ``toy/reverse_kl`` on ``n_samples`` (2,500) samples and write
     ``<dirpath>/toy_<images seen>.png`` (logged to W&B / TensorBoard).
 
@@ -23,9 +22,9 @@ class ToyModeMetrics(L.Callback):
     """
 
     def __init__(self, dirpath: str | Path, n_samples: int = 2500, every_n_images: int = 0, seed: int = 0):
-        self.dirpath, self.n_samples, self.every, self.seed = Path(dirpath), n_samples, every_n_images, seed
+        super().__init__(every_n_images)
+        self.dirpath, self.n_samples, self.seed = Path(dirpath), n_samples, seed
         self.history: list[dict] = []
-        self._last = 0
 
     def evaluate(self, trainer, pl_module) -> dict:
         dm = trainer.datamodule
@@ -51,14 +50,5 @@ class ToyModeMetrics(L.Callback):
                   f"reverse KL {res['reverse_kl']:.3f}", file=sys.stderr)
         return logged
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._last = pl_module.images_seen
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        now = pl_module.images_seen
-        if self.every > 0 and now // self.every > self._last // self.every:
-            self.evaluate(trainer, pl_module)
-        self._last = now
-
-    def on_train_end(self, trainer, pl_module) -> None:
+    def run(self, trainer, pl_module, final: bool) -> None:
         self.evaluate(trainer, pl_module)

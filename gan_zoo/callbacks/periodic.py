@@ -1,0 +1,34 @@
+"""A callback base that acts every N images seen (never every N optimizer steps) and at the end of a fit."""
+
+from __future__ import annotations
+
+import lightning as L
+
+
+def crossed(every: int, before: int, now: int) -> bool:
+    """True when the images-seen counter went past a multiple of ``every`` between ``before`` and ``now``."""
+    return every > 0 and now // every > before // every
+
+
+class EveryNImages(L.Callback):
+    """Calls ``run(trainer, pl_module, final=False)`` each time the images-seen counter passes a multiple of
+    ``every_n_images`` (0 = never during the fit) and ``run(..., final=True)`` once when the fit ends."""
+
+    def __init__(self, every_n_images: int = 0):
+        self.every = int(every_n_images)
+        self._last = 0
+
+    def run(self, trainer, pl_module, final: bool) -> None:
+        raise NotImplementedError
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last = pl_module.images_seen
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = pl_module.images_seen
+        if crossed(self.every, self._last, now):
+            self.run(trainer, pl_module, final=False)
+        self._last = now
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.run(trainer, pl_module, final=True)
