@@ -52,7 +52,9 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     d = p.add_argument_group("data")
     d.add_argument("--data", default="fashion_mnist", help=f"data set, one of: {', '.join(list_datamodules())}")
     d.add_argument("--data-dir", default=None, help="directory searched first for the data set files")
-    d.add_argument("--resolution", type=int, default=None, help="image side (default: the data set's native size)")
+    d.add_argument("--resolution", "--final-resolution", dest="resolution", type=int, default=None,
+                   help="image side (default: the data set's native size, or what the model needs, e.g. 28 -> 32 "
+                        "for PGGAN)")
     d.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the data set's)")
     d.add_argument("--batch-size", type=int, default=64, help="batch size per device")
     d.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (disk-backed data sets)")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
 
-    from datamodules import get_datamodule
+    from datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
     from gan_zoo.checkpoint_io import AtomicCheckpointIO, load_checkpoint
     from gan_zoo.registry import get_model_class
@@ -219,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         load_checkpoint(ckpt_path, model_name=cls.model_name)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=args.resolution, channels=args.channels,
+    resolution = args.resolution
+    dm_cls = get_datamodule_class(args.data)
+    if resolution is None and dm_cls.is_image and hasattr(cls, "resolve_resolution"):
+        resolution = cls.resolve_resolution(dm_cls.native_resolution)  # e.g. PGGAN: 28x28 data trains at 32x32
+    dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
                         batch_size=args.batch_size, num_workers=args.num_workers, seed=args.seed,
                         num_labeled=args.num_labeled, resize_mode=args.resize_mode, download=args.download)
     dm.prepare_data()  # finds the files now: a missing data set is reported before the model is built
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
     max_images, max_epochs = args.max_images, args.max_epochs
     if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass
-        max_images = getattr(cls, "default_max_images", None)
+        max_images = getattr(model, "default_max_images", None)
         max_epochs = None if max_images else 1
     out.mkdir(parents=True, exist_ok=True)
     resolved = {k: v for k, v in vars(args).items() if k != "config"}

@@ -57,3 +57,38 @@ def l2_penalty(params, coef: Tensor | float) -> Tensor:
     """``coef * sum_w ||w||^2`` over ``params`` (the adaptive D penalty of seed 004)."""
     params = [p for p in params if p.requires_grad]
     return coef * torch.stack([p.pow(2).sum() for p in params]).sum()
+
+
+# --- WGAN-GP with drift (Gulrajani et al. 2017; Karras et al. 2017) ------------------------------------------------
+
+def wgan_g_loss(fake_scores: Tensor) -> Tensor:
+    """``-mean(s(G(z)))``"""
+    return -fake_scores.mean()
+
+
+def wgan_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``mean(s(G(z))) - mean(s(x))``"""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def drift_penalty(real_scores: Tensor, epsilon: float = 0.001) -> Tensor:
+    """``epsilon * mean(s(x)^2)``: keeps D's output near 0 (PGGAN)."""
+    return epsilon * real_scores.pow(2).mean()
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, weight: float = 10.0,
+                     u: Tensor | None = None) -> Tensor:
+    """``weight * mean((||grad_x s(x_hat)||_2 - 1)^2)``, ``x_hat = lerp(x, G(z), u)``, ``u ~ U(0, 1)`` per sample.
+
+    ``critic`` maps images to scores. Computed in float32 with autocast off: the double backward of a bf16/fp16 graph
+    loses the penalty's precision. ``u`` may be given (tests).
+    """
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        real, fake = real.detach().float(), fake.detach().float()
+        if u is None:
+            u = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+        x_hat = torch.lerp(real, fake, u).requires_grad_(True)
+        scores = critic(x_hat).float()
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        norm = grad.flatten(1).norm(2, dim=1)
+        return weight * (norm - 1.0).pow(2).mean()

@@ -2,5 +2,6 @@
 
 from gan_zoo.models.dcgan import DCGAN
 from gan_zoo.models.lsgan import LSGAN
+from gan_zoo.models.pggan import PGGAN
 
-__all__ = ["DCGAN", "LSGAN"]
+__all__ = ["DCGAN", "LSGAN", "PGGAN"]
