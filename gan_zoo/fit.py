@@ -13,6 +13,7 @@ options, reusable with ``--config``), ``checkpoints/last.ckpt`` (+ snapshots), `
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hparams = {n: getattr(args, n) for n in hparam_names}
     linked = {"channels": dm.channels, "resolution": dm.resolution, "num_classes": dm.num_classes}
-    accepted = set(__import__("inspect").signature(cls.__init__).parameters)
+    accepted = set(inspect.signature(cls.__init__).parameters)
     hparams.update({k: v for k, v in linked.items() if k in accepted})
     try:
         model = cls(**hparams)

@@ -224,5 +224,10 @@ def test_real_fashion_mnist_calibration():
     for b in test[5000:].split(1000):
         halves.update(b)
     res = halves.compute(5000)
-    assert abs(res["kid"]) < 1e-3
-    assert res["fid"] < 1.0
+    halves.reset_fake()
+    for b in (torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1).split(1000):
+        halves.update(b)
+    noise = halves.compute(5000)
+    # the features are raw post-ReLU activations (norm ~40), so judge the floor against the noise ceiling
+    assert abs(res["kid"]) < res["kid_std"] and abs(res["kid"]) < 0.01 * noise["kid"]
+    assert res["fid"] < 0.01 * noise["fid"]

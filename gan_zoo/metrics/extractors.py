@@ -191,4 +191,4 @@ class LogitView(nn.Module):
         self.extractor = extractor
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.extractor.logits(x)
+        return self.extractor.logits(x).double()  # IS in float64

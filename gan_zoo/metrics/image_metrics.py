@@ -54,14 +54,13 @@ class MetricSuite(nn.Module):
         self.kid_subset_size, self.kid_subsets = kid_subset_size, kid_subsets
         self.fid = self.kid = self.inception_score = None
         if "fid" in self.names:
+            # FID's states are float64 already; set_dtype would also cast the extractor's weights
             self.fid = FrechetInceptionDistance(feature=FeatureView(extractor), reset_real_features=False)
-            self.fid.set_dtype(torch.float64)
         if "kid" in self.names:
             self.kid = KernelInceptionDistance(feature=FeatureView(extractor), reset_real_features=False,
                                                subsets=kid_subsets, subset_size=kid_subset_size)
         if "is" in self.names:
             self.inception_score = InceptionScore(feature=LogitView(extractor), splits=is_splits)
-            self.inception_score.set_dtype(torch.float64)
 
     def set_real_features(self, feats: Tensor, n_total: int | None = None) -> None:
         """Real features ``(n, d)`` (under DDP: this rank's shard of ``n_total``); the metrics' gathered states
