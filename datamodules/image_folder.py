@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from datamodules.base import DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, to_float
+from datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
+                              to_float)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
@@ -98,9 +99,8 @@ class FileImageDataModule(GANDataModule):
         paths, labels = self.files(split)
         if self._in_memory(len(paths)):
             return super().real_images(split, n)
-        k = min(n or len(paths), len(paths))
-        return torch.stack([FileImageDataset(paths, labels, self.resolution, self.channels, self.center_crop)[i]["x"]
-                            for i in range(k)])
+        ds = FileImageDataset(paths, labels, self.resolution, self.channels, self.center_crop)
+        return torch.stack([ds[i]["x"] for i in subset_indices(len(paths), n).tolist()])
 
     def train_dataloader(self) -> ResumableLoader:
         paths, labels = self.files("train")

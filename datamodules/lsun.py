@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, candidate_roots, register_datamodule,
-                              to_float)
+                              subset_indices, to_float)
 
 
 def _decode_bytes(data: bytes, resolution: int, channels: int) -> Tensor:
@@ -103,7 +103,7 @@ class LSUNDataModule(GANDataModule):
 
     def real_images(self, split: str = "test", n: int | None = None) -> Tensor:
         ds = self._dataset(split)
-        return torch.stack([ds[i]["x"] for i in range(min(n or len(ds), len(ds)))])
+        return torch.stack([ds[i]["x"] for i in subset_indices(len(ds), n).tolist()])
 
     def train_dataloader(self) -> ResumableLoader:
         if self.num_labeled:

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from datamodules.base import GANDataModule, register_datamodule
+from datamodules.base import GANDataModule, register_datamodule, subset_indices
 
 
 def ring_modes(k: int = 8, radius: float = 1.0) -> Tensor:
@@ -63,7 +63,7 @@ class _ToyDataModule(GANDataModule):
 
     def real_images(self, split: str = "test", n: int | None = None) -> Tensor:
         x, _ = self.split(split)
-        return x[:n] if n else x
+        return x[subset_indices(len(x), n)]
 
     def describe(self) -> str:
         return f"{self.name}: {self.num_points} 2D points from {len(self.modes())} modes (std {self.std})"

@@ -27,11 +27,8 @@ class VectorExtractor(Extractor):
         self.num_features = d
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def features(self, x):
-        return x.double().flatten(1)
-
-    def logits(self, x):
-        return x.double().flatten(1)
+    def compute(self, x):
+        return x.double().flatten(1), x.double().flatten(1)
 
 
 def scipy_fid(a: np.ndarray, b: np.ndarray) -> float:

@@ -29,7 +29,8 @@ def stats_key(**fields) -> dict:
     import torchmetrics
 
     key = dict(fields)
-    key.update(torch=str(torch.__version__), torchmetrics=str(torchmetrics.__version__), format=1)
+    key.update(torch=str(torch.__version__), torchmetrics=str(torchmetrics.__version__), subset="random, seed 0",
+               format=2)
     return key
 
 

@@ -55,10 +55,23 @@ class Extractor(nn.Module):
     resize_note: str = ""
 
     def features(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self.features_and_logits(x)[0]
 
     def logits(self, x: Tensor) -> Tensor:
+        return self.features_and_logits(x)[1]
+
+    def compute(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Both outputs for ``x``, from one forward pass. The last input's result is remembered, so FID, KID and
+        IS updated with the same batch run the network once, not three times."""
+        key = (id(x), x.data_ptr(), tuple(x.shape), x._version)
+        memo = getattr(self, "_memo", None)
+        if memo is None or memo[0] != key:
+            memo = (key, self.compute(x))
+            self._memo = memo
+        return memo[1]
 
 
 class DomainExtractor(Extractor):
@@ -69,11 +82,9 @@ class DomainExtractor(Extractor):
         self.resize_note = "luma, bilinear antialiased resize to 28x28"
         self.requires_grad_(False)
 
-    def features(self, x: Tensor) -> Tensor:
-        return self.net.features(x.float())
-
-    def logits(self, x: Tensor) -> Tensor:
-        return self.net.head(self.net.features(x.float()))
+    def compute(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.net.features(x.float())
+        return f, self.net.head(f)
 
     def train(self, mode: bool = True):  # never leaves eval mode (dropout off)
         return super().train(False)
@@ -89,19 +100,13 @@ class InceptionExtractor(Extractor):
                                       feature_extractor_weights_path=str(path), antialias=antialias)
         self.resize_note = f"torch-fidelity bilinear resize to 299x299, antialias={antialias}"
 
-    def _both(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def compute(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = x.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # torch-fidelity takes uint8 [0, 255]
         feats, logits = self.net._torch_fidelity_forward(u8)
         return feats.reshape(len(x), -1), logits.reshape(len(x), -1)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self._both(x)[0]
-
-    def logits(self, x: Tensor) -> Tensor:
-        return self._both(x)[1]
 
 
 def _extractor_manifest() -> dict:
