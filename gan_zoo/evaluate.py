@@ -64,6 +64,9 @@ def load_model(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --n
     import lightning as L
     import torch
     import torchmetrics

@@ -57,7 +57,8 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
                    help="image side (default: the data set's native size, or what the model needs, e.g. 28 -> 32 "
                         "for PGGAN)")
     d.add_argument("--channels", type=int, default=None, help="1 or 3 (default: the data set's)")
-    d.add_argument("--batch-size", type=int, default=64, help="batch size per device")
+    d.add_argument("--batch-size", type=int, default=None,
+                   help="batch size per device (default: the model's default_batch_size, else 64)")
     d.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (disk-backed data sets)")
     d.add_argument("--num-labeled", type=int, default=0, help="labeled images for semi-supervised models")
     d.add_argument("--resize-mode", choices=("resize", "pad"), default="resize", help="how 28x28 data reaches 32")
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     # The EMA generator is kept in eval mode on purpose; Lightning's pytree deprecation is not ours to fix.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --metric-samples
 
     from datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
@@ -226,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     dm_cls = get_datamodule_class(args.data)
     if resolution is None and dm_cls.is_image and hasattr(cls, "resolve_resolution"):
         resolution = cls.resolve_resolution(dm_cls.native_resolution)  # e.g. PGGAN: 28x28 data trains at 32x32
+    batch_size = args.batch_size or getattr(cls, "default_batch_size", 64)
     dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
-                        batch_size=args.batch_size, num_workers=args.num_workers, seed=args.seed,
+                        batch_size=batch_size, num_workers=args.num_workers, seed=args.seed,
                         num_labeled=args.num_labeled, resize_mode=args.resize_mode, download=args.download)
     dm.prepare_data()  # finds the files now: a missing data set is reported before the model is built
     if not dm.is_image and not getattr(cls, "supports_vectors", False):
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     resolved = {k: v for k, v in vars(args).items() if k != "config"}
     resolved.update(model=cls.model_name, max_images=max_images, max_epochs=max_epochs, resolution=dm.resolution,
-                    channels=dm.channels)
+                    channels=dm.channels, batch_size=batch_size)
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     callbacks = [

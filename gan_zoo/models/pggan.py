@@ -110,6 +110,8 @@ class PGGAN(GANModule):
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
+    default_batch_size = 16  # small batches: more updates per image, which short CPU budgets need
+
     @classmethod
     def resolve_resolution(cls, native: int) -> int:
         """The default final resolution for data of side ``native``: the next power of two (28 -> 32)."""
