@@ -198,3 +198,52 @@ def test_resume_mid_fade_is_exact(tmp_path):
     rows = __import__("tests.test_fit", fromlist=["read_metrics"]).read_metrics(tmp_path / "resumed")
     alphas = [float(r["pggan/alpha"]) for r in rows if r.get("pggan/alpha")]
     assert alphas[0] == pytest.approx(0.5)  # the first resumed step continues the fade where it stopped
+
+
+DDP_SCRIPT = r'''
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import lightning as L
+import torch
+import gan_zoo
+from tests.helpers import random_loader
+
+out = Path({out!r})
+
+
+class Dump(L.Callback):
+    def on_train_end(self, trainer, pl_module):
+        torch.save({{"state": pl_module.state_dict(), "seen": pl_module.images_seen,
+                    "stage": tuple(vars(pl_module.schedule.at(pl_module.images_seen)).values())}}, out / f"rank{{trainer.global_rank}}.pt")
+
+
+L.seed_everything(0)
+model = gan_zoo.get_model("pggan", channels=1, resolution=16, latent_dim=8, fmap_base=64, fmap_max=8, phase_images=32)
+trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=1,
+                    limit_train_batches=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, callbacks=[Dump()])
+trainer.fit(model, random_loader(1, 16, n=96, batch_size=8))
+'''
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_grow_identically_and_keep_parameters_in_sync(tmp_path):
+    """2-process CPU DDP (gloo): every rank reaches the same stage with identical parameters, EMA included."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    script = tmp_path / "ddp_pggan.py"
+    script.write_text(DDP_SCRIPT.format(root=root, out=str(tmp_path)))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=root,
+                       env={**os.environ, "PYTHONPATH": root})
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a["seen"] == b["seen"] == 5 * 8 * 2  # images counted over both ranks
+    assert a["stage"] == b["stage"] and a["stage"][:2] == (1, 1.0)  # 80 images: the 8x8 stabilise phase
+    for k, v in a["state"].items():
+        assert torch.equal(v, b["state"][k]), k
