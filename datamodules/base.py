@@ -268,6 +268,7 @@ class GANDataModule(L.LightningDataModule):
     native_channels = 1
     num_classes = 0
     is_image = True
+    data_dim = 0  # vector data sets (the toys): the dimension of a sample
 
     def __init__(self, data_dir: str | None = None, resolution: int | None = None, channels: int | None = None,
                  batch_size: int = 64, num_workers: int = 0, seed: int = 0, num_labeled: int = 0,

@@ -30,6 +30,7 @@ def grid_modes(values=(-4.0, -2.0, 0.0, 2.0, 4.0)) -> Tensor:
 
 class _ToyDataModule(GANDataModule):
     is_image = False
+    data_dim = 2
     native_resolution = 0
     native_channels = 0
     num_classes = 0

@@ -32,6 +32,8 @@ class GANModule(L.LightningModule):
     """
 
     model_name: str = "gan"  # set by @register_model
+    supports_images = True
+    supports_vectors = False
 
     def __init__(self, latent_dim: int, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         super().__init__()
@@ -43,6 +45,7 @@ class GANModule(L.LightningModule):
         self.images_seen = 0  # a Python int: schedules read it on the hot path without a device sync
         self.ema_updates = 0
         self.generator_ema: nn.Module | None = None
+        self.clamp_output = True  # images are clamped to [-1, 1]; vector models (the toys) set this False
         g = torch.Generator().manual_seed(FIXED_NOISE_SEED)
         self.register_buffer("fixed_z", self.sample_latent(n_fixed_samples, generator=g), persistent=False)
 
@@ -69,10 +72,11 @@ class GANModule(L.LightningModule):
             out = torch.cat([g(zb) for zb in z.to(self.device).split(batch_size)])
         finally:
             g.train(was_training)
-        return out.clamp_(-1.0, 1.0)
+        return out.clamp_(-1.0, 1.0) if self.clamp_output else out
 
     def sample(self, n: int, seed: int | None = None) -> Tensor:
-        """``n`` samples ``(N, C, H, W)`` in [-1, 1]; the same ``seed`` gives the same images on any device."""
+        """``n`` samples ``(N, C, H, W)`` in [-1, 1] (vector models: ``(N, D)``); the same ``seed`` gives the same
+        samples on any device."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         return self.generate(self.sample_latent(n, generator=gen, device=self.device))
 

@@ -23,7 +23,7 @@ import yaml
 
 from gan_zoo.cli import UserError, add_hparams, read_config, run_main
 
-DATA_LINKED = ("channels", "resolution", "num_classes")  # model arguments filled in from the data set
+DATA_LINKED = ("channels", "resolution", "num_classes", "data_dim")  # model arguments filled in from the data set
 LOGGERS = ("wandb", "tensorboard", "csv", "none")
 
 
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"model {cls.model_name!r} works on 2D toy data, not on images ({args.data!r})")
 
     hparams = {n: getattr(args, n) for n in hparam_names}
-    linked = {"channels": dm.channels, "resolution": dm.resolution, "num_classes": dm.num_classes}
+    linked = {"channels": dm.channels, "resolution": dm.resolution, "num_classes": dm.num_classes,
+              "data_dim": dm.data_dim}
     accepted = set(inspect.signature(cls.__init__).parameters)
     hparams.update({k: v for k, v in linked.items() if k in accepted})
     try:

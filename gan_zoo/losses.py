@@ -92,3 +92,40 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, weight: float = 10.0,
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         norm = grad.flatten(1).norm(2, dim=1)
         return weight * (norm - 1.0).pow(2).mean()
+
+
+# --- SelfGAN (seed 000) ----------------------------------------------------------------------------------------------
+
+SELFGAN_WEIGHTINGS = ("gpu", "tpu")
+SELFGAN_WEIGHTS = ("loss", "probability")
+
+
+def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, weighting: str = "gpu",
+                 weights: str = "loss", detach_weights: bool = False) -> Tensor:
+    """SelfGAN's single loss over G and D.
+
+    Per sample: ``real = BCE(D(x), 1)``, ``gen = BCE(D(G(z)), 1)``, ``fake = BCE(D(last), 0)`` (``last``: the previous
+    step's generated images, detached). Weights: ``weights="loss"`` (the seed's text) ``v_r, v_g, v_f`` = batch means
+    of real, gen, fake; ``weights="probability"`` (the author's code) ``v_r = 1 - mean D(x)``, ``v_g = 1 - mean D(G(z))``,
+    ``v_f = mean D(last)``.
+    ``weighting="gpu"``: ``mean((real + 0.1 v_g gen + 0.9 v_f fake) / 2)``;
+    ``weighting="tpu"``: ``mean(real v_r + gen v_g + fake v_f) / (v_r + v_g + v_f)``.
+    Gradients flow through the weights as in the seed and the author's code (nothing is detached), so e.g. the gen
+    term contributes ``d(v_g * gen)`` = ``v_g * d gen + gen * d v_g``; ``detach_weights=True`` treats them as constants.
+    """
+    if weighting not in SELFGAN_WEIGHTINGS or weights not in SELFGAN_WEIGHTS:
+        raise ValueError(f"weighting must be one of {SELFGAN_WEIGHTINGS} and weights one of {SELFGAN_WEIGHTS}")
+    real = F.softplus(-real_logits)  # (N,) -log D(x)
+    gen = F.softplus(-gen_logits)  # (N,) -log D(G(z))
+    fake = F.softplus(last_logits)  # (N,) -log(1 - D(last))
+    if weights == "loss":
+        v_r, v_g, v_f = real.mean(), gen.mean(), fake.mean()
+    else:
+        v_r = 1.0 - torch.sigmoid(real_logits).mean()
+        v_g = 1.0 - torch.sigmoid(gen_logits).mean()
+        v_f = torch.sigmoid(last_logits).mean()
+    if detach_weights:
+        v_r, v_g, v_f = v_r.detach(), v_g.detach(), v_f.detach()
+    if weighting == "gpu":
+        return ((real + 0.1 * v_g * gen + 0.9 * v_f * fake) / 2).mean()
+    return (real * v_r + gen * v_g + fake * v_f).mean() / (v_r + v_g + v_f)

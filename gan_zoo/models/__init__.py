@@ -3,5 +3,6 @@
 from gan_zoo.models.dcgan import DCGAN
 from gan_zoo.models.lsgan import LSGAN
 from gan_zoo.models.pggan import PGGAN
+from gan_zoo.models.selfgan import SelfGAN
 
-__all__ = ["DCGAN", "LSGAN", "PGGAN"]
+__all__ = ["DCGAN", "LSGAN", "PGGAN", "SelfGAN"]

@@ -1,5 +1,6 @@
 """Plain ``nn.Module`` networks (no Lightning imports)."""
 
 from gan_zoo.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_zoo.networks.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["DCGANGenerator", "DCGANDiscriminator"]
+__all__ = ["DCGANGenerator", "DCGANDiscriminator", "MLPGenerator", "MLPDiscriminator"]

@@ -1,0 +1,106 @@
+"""SelfGAN (seed 000; author's code HighCWu/SelfGAN): G and D trained together by one optimizer and one backward.
+
+Per step: ``gen = BCE(D(G(z)), 1)`` with its gradient flowing into both G and D, ``real = BCE(D(x), 1)`` and
+``fake = BCE(D(last), 0)`` on ``last``, the previous step's generated images (a detached buffer, zeros at the start),
+combined by the dynamic weights of ``gan_zoo.losses.selfgan_loss``. Without the stale replay D would never be taught
+"fake". Works on images (DCGAN networks) and on the 2D toys (MLPs).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gan_zoo.base import GANModule
+from gan_zoo.losses import SELFGAN_WEIGHTINGS, SELFGAN_WEIGHTS, selfgan_loss
+from gan_zoo.networks import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gan_zoo.registry import register_model
+
+
+@register_model("selfgan")
+class SelfGAN(GANModule):
+    """SelfGAN: one optimizer over G and D, one backward per step, a replay of the previous step's fakes.
+
+    Args:
+        channels: image channels (images).
+        resolution: image side (images).
+        data_dim: dimension of vector data (the 2D toys; 0 for images).
+        latent_dim: size of z.
+        ngf: generator width (images).
+        ndf: discriminator width (images).
+        hidden: MLP width (vector data).
+        weighting: "gpu" ((real + 0.1 v_g gen + 0.9 v_f fake) / 2) or "tpu" (weights as shares of their sum).
+        weights: "loss" (batch-mean losses, the seed's text) or "probability" (the author's code).
+        detach_weights: treat the dynamic weights as constants (default: gradients flow through them, as in the seed).
+        lr: Adam learning rate of the single optimizer.
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        ema_decay: decay of the generator EMA used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    supports_vectors = True
+
+    def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
+                 ngf: int = 64, ndf: int = 64, hidden: int = 128, weighting: str = "gpu", weights: str = "loss",
+                 detach_weights: bool = False, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
+                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+        if weighting not in SELFGAN_WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(SELFGAN_WEIGHTINGS)}, got {weighting!r}")
+        if weights not in SELFGAN_WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(SELFGAN_WEIGHTS)}, got {weights!r}")
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        if data_dim:
+            self.generator = MLPGenerator(latent_dim, data_dim, hidden)
+            self.discriminator = MLPDiscriminator(data_dim, hidden)
+            self.clamp_output = False
+        else:
+            self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
+            self.discriminator = DCGANDiscriminator(channels, resolution, ndf)
+        self.last_fake: Tensor | None = None  # the previous step's G(z), detached; checkpointed
+        self.init_ema()
+        self.save_hyperparameters()
+
+    def replay(self, like: Tensor) -> Tensor:
+        """The previous step's generated batch (zeros before the first step), shaped like ``like``."""
+        last = self.last_fake
+        if last is None or last.shape != like.shape:
+            return torch.zeros_like(like)
+        return last.to(like.device)
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real = batch["x"]
+        n = real.shape[0]
+        opt = self.optimizers()
+        fake = self.generator(self.sample_latent(n, device=real.device))
+        last = self.replay(fake)
+        s_real = self.discriminator(real)
+        s_gen = self.discriminator(fake)  # not detached: "gen" trains G and D
+        s_last = self.discriminator(last)
+        hp = self.hparams
+        loss = selfgan_loss(s_real, s_gen, s_last, hp.weighting, hp.weights, hp.detach_weights)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.update_ema()
+        self.last_fake = fake.detach()
+        self.count_images(n)
+        logs = {"loss/self": loss.detach(), "d/real_score": s_real.detach().mean(),
+                "d/gen_score": s_gen.detach().mean(), "d/last_score": s_last.detach().mean()}
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("loss", logs["loss/self"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return {"loss": logs["loss/self"]}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        # one optimizer over G and D together
+        return torch.optim.Adam(list(self.generator.parameters()) + list(self.discriminator.parameters()),
+                                lr=hp.lr, betas=(float(hp.beta1), float(hp.beta2)))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_zoo"]["last_fake"] = None if self.last_fake is None else self.last_fake.cpu()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.last_fake = checkpoint["gan_zoo"].get("last_fake")
