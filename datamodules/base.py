@@ -5,7 +5,8 @@ A DataModule yields dict batches:
 - ``{"x": (N, C, H, W) float in [-1, 1], "y": (N,) long}`` (``y`` is -1 where a data set has no labels); toys yield
   ``x`` as ``(N, 2)`` points and ``y`` as the mode index;
 - in semi-supervised mode (``num_labeled > 0``) also ``"x_lab"``, ``"y_lab"``: a labeled batch drawn from the
-  ``num_labeled`` labeled images (balanced per class, chosen by ``seed``), beside every unlabeled batch.
+  ``num_labeled`` labeled images (balanced per class, chosen by ``seed``), beside every unlabeled batch; the unlabeled
+  stream ``x`` is the rest of the training set and its ``y`` is -1 (hidden).
 
 Small data sets live in memory as uint8 tensors at the target resolution and channels: a batch is one index and one
 float conversion, no per-sample transform. Large ones (``DiskDataset``) go through a ``DataLoader`` with workers.
@@ -360,6 +361,11 @@ class GANDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         x, y = self.split("train")
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        if self.num_labeled:
+            # semi-supervised: the unlabeled stream is the rest of the training set, its labels hidden (-1)
+            keep = torch.ones(len(x), dtype=torch.bool)
+            keep[self.labeled_indices()] = False
+            x, y = x[keep], torch.full((int(keep.sum()),), -1, dtype=torch.long)
         loader = ResumableLoader(n=len(x), batch_size=self.batch_size, seed=self.seed, fetch=self._fetch_fn(x, y),
                                  rank=rank, world_size=world)
         if self.num_labeled:

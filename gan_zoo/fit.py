@@ -60,7 +60,8 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=int, default=None,
                    help="batch size per device (default: the model's default_batch_size, else 64)")
     d.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (disk-backed data sets)")
-    d.add_argument("--num-labeled", type=int, default=0, help="labeled images for semi-supervised models")
+    d.add_argument("--num-labeled", type=int, default=None,
+                   help="labeled images, balanced per class (default: the model's, e.g. 100 for semisupgan; else 0)")
     d.add_argument("--resize-mode", choices=("resize", "pad"), default="resize", help="how 28x28 data reaches 32")
     d.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
                    help="let torchvision download a missing data set (needs the internet)")
@@ -229,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     if resolution is None and dm_cls.is_image and hasattr(cls, "resolve_resolution"):
         resolution = cls.resolve_resolution(dm_cls.native_resolution)  # e.g. PGGAN: 28x28 data trains at 32x32
     batch_size = args.batch_size or getattr(cls, "default_batch_size", 64)
+    num_labeled = args.num_labeled if args.num_labeled is not None else getattr(cls, "default_num_labeled", 0)
     dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
                         batch_size=batch_size, num_workers=args.num_workers, seed=args.seed,
-                        num_labeled=args.num_labeled, resize_mode=args.resize_mode, download=args.download)
+                        num_labeled=num_labeled, resize_mode=args.resize_mode, download=args.download)
     dm.prepare_data()  # finds the files now: a missing data set is reported before the model is built
     if not dm.is_image and not getattr(cls, "supports_vectors", False):
         raise UserError(f"model {cls.model_name!r} works on images; {args.data!r} is a 2D toy data set")
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     resolved = {k: v for k, v in vars(args).items() if k != "config"}
     resolved.update(model=cls.model_name, max_images=max_images, max_epochs=max_epochs, resolution=dm.resolution,
-                    channels=dm.channels, batch_size=batch_size)
+                    channels=dm.channels, batch_size=batch_size, num_labeled=num_labeled)
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     callbacks = [

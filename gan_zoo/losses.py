@@ -129,3 +129,50 @@ def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, w
     if weighting == "gpu":
         return ((real + 0.1 * v_g * gen + 0.9 * v_f * fake) / 2).mean()
     return (real * v_r + gen * v_g + fake * v_f).mean() / (v_r + v_g + v_f)
+
+
+# --- Semi-supervised GAN (Odena 2016; Salimans et al. 2016) ---------------------------------------------------------
+# Odena: K + 1 logits, the last one "fake". Salimans: K logits, the fake logit fixed at 0, so with
+# Z = sum_k exp(l_k): D(x) = Z / (Z + 1), log D(x) = LSE(l) - softplus(LSE(l)), log(1 - D(x)) = -softplus(LSE(l)).
+
+def odena_log_real(logits: Tensor) -> Tensor:
+    """``log(1 - p_fake(x))`` per sample for K + 1 logits: ``LSE(l[:K]) - LSE(l)``."""
+    return torch.logsumexp(logits[:, :-1], 1) - torch.logsumexp(logits, 1)
+
+
+def odena_d_loss(lab_logits: Tensor, labels: Tensor, unl_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(supervised, unsupervised) D losses, K + 1 form.
+
+    supervised ``CE(l_lab, y)``; unsupervised ``-mean log(1 - p_fake(x_unl)) - mean log p_fake(G(z))``.
+    ``cross_entropy`` takes raw logits: no softmax before it.
+    """
+    sup = F.cross_entropy(lab_logits, labels)
+    log_p_fake = torch.log_softmax(fake_logits, 1)[:, -1]
+    unsup = -odena_log_real(unl_logits).mean() - log_p_fake.mean()
+    return sup, unsup
+
+
+def odena_g_loss(fake_logits: Tensor) -> Tensor:
+    """``-mean log(1 - p_fake(G(z)))`` (non-saturating)."""
+    return -odena_log_real(fake_logits).mean()
+
+
+def salimans_d_loss(lab_logits: Tensor, labels: Tensor, unl_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(supervised, unsupervised) D losses, K-logit form.
+
+    ``L_unl = -0.5 mean LSE(l_real) + 0.5 mean softplus(LSE(l_real)) + 0.5 mean softplus(LSE(l_fake))``.
+    """
+    sup = F.cross_entropy(lab_logits, labels)
+    lse_r, lse_f = torch.logsumexp(unl_logits, 1), torch.logsumexp(fake_logits, 1)
+    unsup = -0.5 * lse_r.mean() + 0.5 * F.softplus(lse_r).mean() + 0.5 * F.softplus(lse_f).mean()
+    return sup, unsup
+
+
+def salimans_ns_g_loss(fake_logits: Tensor) -> Tensor:
+    """``-mean log D(G(z))`` with ``D = Z / (Z + 1)``: ``mean(softplus(LSE(l)) - LSE(l))`` = ``mean softplus(-LSE)``."""
+    return F.softplus(-torch.logsumexp(fake_logits, 1)).mean()
+
+
+def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
+    """``|| mean f(x) - mean f(G(z)) ||^2`` on D's last hidden layer (real features detached by the caller)."""
+    return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()

@@ -224,8 +224,16 @@ def test_semi_supervised_labeled_subset_is_balanced_deterministic_and_yielded(tm
     assert torch.bincount(y[lab], minlength=10).tolist() == [2] * 10
     assert torch.equal(lab, get_datamodule("mnist", data_dir=str(tmp_path), num_labeled=20, seed=3).labeled_indices())
     assert not torch.equal(lab, get_datamodule("mnist", data_dir=str(tmp_path), num_labeled=20, seed=4).labeled_indices())
-    b = next(iter(dm.train_dataloader()))
+    loader = dm.train_dataloader()
+    assert len(loader) == (200 - 20) // 16  # the unlabeled stream is the rest of the training set
+    b = next(iter(loader))
     assert b["x"].shape == (16, 1, 28, 28) and b["x_lab"].shape == (8, 1, 28, 28)
+    assert (b["y"] == -1).all()  # unlabeled means unlabeled
+    x_all = dm.split("train")[0]
+    lab_set = {tuple(v.tolist()) for v in x_all[lab].flatten(1)}
+    for batch in loader:
+        imgs = ((batch["x"] + 1) * 127.5).round().to(torch.uint8).flatten(1)
+        assert not any(tuple(v.tolist()) in lab_set for v in imgs)
     # every labeled image and its label come from the labeled subset
     x = dm.split("train")[0]
     lab_imgs = ((x[lab].float() / 127.5) - 1).flatten(1)

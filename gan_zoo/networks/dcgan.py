@@ -95,3 +95,39 @@ class DCGANDiscriminator(nn.Module):
         if self.mbd is not None:
             f = self.mbd(f)
         return self.head(f).squeeze(1)  # (N,)
+
+
+class DCGANClassifier(nn.Module):
+    """The DCGAN discriminator's conv trunk with a classification head (the semi-supervised GAN's D).
+
+    ``features(x)`` is the last hidden layer (flattened conv features, for feature matching); ``forward(x)`` the
+    ``num_outputs`` logits. No batch norm by default: labeled, unlabeled and generated batches pass separately, and
+    batch statistics would mix the batch composition into the classifier.
+
+    Args:
+        channels: image channels.
+        resolution: input side.
+        ndf: width of the first feature map.
+        num_outputs: K + 1 (Odena) or K (Salimans).
+        dropout: dropout before the head.
+        batch_norm: batch norm after every conv but the first.
+    """
+
+    def __init__(self, channels: int = 1, resolution: int = 28, ndf: int = 64, num_outputs: int = 11,
+                 dropout: float = 0.3, batch_norm: bool = False):
+        super().__init__()
+        trunk = DCGANDiscriminator(channels, resolution, ndf, batch_norm)
+        self.features_net = trunk.features  # (N, F)
+        n_feat = trunk.head.in_features
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_feat, num_outputs)
+        dcgan_init_(self)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.features_net(x)
+
+    def classify_features(self, f: Tensor) -> Tensor:
+        return self.head(self.dropout(f))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify_features(self.features(x))  # (N, num_outputs)

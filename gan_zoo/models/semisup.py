@@ -1,0 +1,166 @@
+"""The semi-supervised GAN (Odena 2016; Salimans et al. 2016): D is a classifier with a "fake" class.
+
+- ``form="odena"``: K + 1 logits, the last one "fake".
+- ``form="salimans"``: K logits with the fake logit fixed at 0 (``D(x) = Z / (Z + 1)``).
+- ``g_loss="feature_matching"`` (Salimans: the best classifier) or ``"ns"`` (non-saturating).
+
+Each step sees a labeled batch (``x_lab``, ``y_lab``: ``num_labeled`` images, balanced per class) and an unlabeled
+batch (the rest of the training set, labels hidden). The classifier is evaluated with an EMA of D's weights
+(``classify``). ``supervised_only=True`` is the baseline: the same classifier, trained by the supervised loss on the
+same labeled batches, through the same code path, with no generator step.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from gan_zoo.base import GANModule
+from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
+from gan_zoo.networks import DCGANGenerator
+from gan_zoo.networks.dcgan import DCGANClassifier
+from gan_zoo.registry import register_model
+
+FORMS = ("salimans", "odena")
+G_LOSSES = ("feature_matching", "ns")
+
+
+@register_model("semisupgan")
+class SemiSupervisedGAN(GANModule):
+    """Semi-supervised GAN with a K+1-class (or K-logit) discriminator.
+
+    Args:
+        channels: image channels.
+        resolution: image side.
+        num_classes: K, the number of real classes.
+        latent_dim: size of z.
+        ngf: generator width.
+        ndf: classifier width.
+        form: "salimans" (K logits, fake logit fixed at 0) or "odena" (K + 1 logits).
+        g_loss: "feature_matching" (on D's last hidden layer) or "ns" (non-saturating).
+        supervised_only: the baseline: train only the classifier on the labeled batches (no GAN).
+        unsup_weight: weight of D's unsupervised loss.
+        dropout: dropout before the classifier head.
+        lr: Adam learning rate (G and D).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        d_ema_decay: decay of the EMA of D's weights used by classify() and the test accuracy.
+        ema_decay: decay of the generator EMA used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    default_num_labeled = 100
+
+    def __init__(self, channels: int = 1, resolution: int = 28, num_classes: int = 10, latent_dim: int = 100,
+                 ngf: int = 64, ndf: int = 64, form: str = "salimans", g_loss: str = "feature_matching",
+                 supervised_only: bool = False, unsup_weight: float = 1.0, dropout: float = 0.3, lr: float = 2e-4,
+                 beta1: float = 0.5, beta2: float = 0.999, d_ema_decay: float = 0.999, ema_decay: float = 0.999,
+                 n_fixed_samples: int = 64):
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+        if g_loss not in G_LOSSES:
+            raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {g_loss!r}")
+        if num_classes < 2:
+            raise ValueError(f"the semi-supervised GAN needs a labeled data set (num_classes={num_classes})")
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        self.num_classes = num_classes
+        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
+        outputs = num_classes + 1 if form == "odena" else num_classes
+        self.discriminator = DCGANClassifier(channels, resolution, ndf, outputs, dropout)
+        self.discriminator_ema = copy.deepcopy(self.discriminator).requires_grad_(False).eval()
+        self.d_ema_updates = 0
+        self.init_ema()
+        self.save_hyperparameters()
+
+    # --- the classifier ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def classify(self, x: Tensor, batch_size: int = 1000) -> Tensor:
+        """Class logits (N, K) of images in [-1, 1], from the EMA of D's weights (eval mode: no dropout)."""
+        d = self.discriminator_ema
+        d.eval()
+        return torch.cat([d(b.to(self.device))[:, : self.num_classes] for b in x.split(batch_size)])
+
+    @torch.no_grad()
+    def update_d_ema(self) -> None:
+        t = self.d_ema_updates
+        beta = min(self.hparams.d_ema_decay, (1.0 + t) / (10.0 + t))
+        torch._foreach_lerp_(list(self.discriminator_ema.parameters()),
+                             [p.detach() for p in self.discriminator.parameters()], 1.0 - beta)
+        self.d_ema_updates += 1
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.discriminator_ema.eval()
+        return self
+
+    def d_losses(self, x_lab: Tensor, y_lab: Tensor, x_unl: Tensor | None, fake: Tensor | None) -> dict:
+        """D's loss terms: ``sup`` (labeled images only) and, with a GAN, ``unsup`` (unlabeled real and fake)."""
+        D = self.discriminator
+        lab_logits = D(x_lab)
+        if fake is None:
+            return {"sup": torch.nn.functional.cross_entropy(lab_logits, y_lab)}
+        d_loss = odena_d_loss if self.hparams.form == "odena" else salimans_d_loss
+        sup, unsup = d_loss(lab_logits, y_lab, D(x_unl), D(fake))
+        return {"sup": sup, "unsup": unsup}
+
+    def g_loss(self, x_unl: Tensor, fake: Tensor) -> Tensor:
+        D = self.discriminator
+        if self.hparams.g_loss == "feature_matching":
+            with torch.no_grad():
+                real_f = D.features(x_unl)
+            return feature_matching_loss(real_f, D.features(fake))
+        logits = D(fake)
+        return odena_g_loss(logits) if self.hparams.form == "odena" else salimans_ns_g_loss(logits)
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        if "x_lab" not in batch:
+            raise ValueError("the semi-supervised GAN needs labeled batches: give --num-labeled N (> 0)")
+        x_unl, x_lab, y_lab = batch["x"], batch["x_lab"], batch["y_lab"]
+        opt_g, opt_d = self.optimizers()
+        fake = None
+        if not self.hparams.supervised_only:
+            fake = self.generator(self.sample_latent(x_unl.shape[0], device=x_unl.device))
+        terms = self.d_losses(x_lab, y_lab, x_unl, None if fake is None else fake.detach())
+        loss_d = terms["sup"] + self.hparams.unsup_weight * terms.get("unsup", 0.0)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.update_d_ema()
+        logs = {"loss/d": loss_d.detach(), "loss/d_sup": terms["sup"].detach()}
+        if fake is not None:
+            self.discriminator.requires_grad_(False)
+            loss_g = self.g_loss(x_unl, fake)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+            self.discriminator.requires_grad_(True)
+            self.update_ema()
+            logs.update({"loss/g": loss_g.detach(), "loss/d_unsup": terms["unsup"].detach()})
+        self.count_images(x_unl.shape[0])
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return {"loss_d": logs["loss/d"]}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (float(hp.beta1), float(hp.beta2))
+        return (torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_zoo"]["d_ema_updates"] = self.d_ema_updates
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.d_ema_updates = int(checkpoint["gan_zoo"].get("d_ema_updates", 0))
+
+    def default_callbacks(self, dm, out) -> list:
+        from gan_zoo.callbacks.classifier import TestAccuracy
+
+        return [TestAccuracy()]
