@@ -93,18 +93,10 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        """``ema <- beta * ema + (1 - beta) * g`` with a warm-up ``beta = min(decay, (1 + t) / (10 + t))``.
-
-        The warm-up keeps the first, random weights from dominating short runs. Buffers (BN statistics) are copied.
-        """
+        """One EMA step of the generator (see ``ema_step_``)."""
         if self.generator_ema is None:
             return
-        t = self.ema_updates
-        beta = min(self.ema_decay, (1.0 + t) / (10.0 + t))
-        ema_p = list(self.generator_ema.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in self.generator.parameters()], 1.0 - beta)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+        ema_step_(self.generator_ema, self.generator, self.ema_decay, self.ema_updates)
         self.ema_updates += 1
 
     # --- progress ----------------------------------------------------------------------------------------------------
@@ -159,6 +151,17 @@ class GANModule(L.LightningModule):
             random.setstate(_as_random_state(rng["python"]))
             if "cuda" in rng and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+@torch.no_grad()
+def ema_step_(ema: nn.Module, model: nn.Module, decay: float, t: int) -> None:
+    """``ema <- beta * ema + (1 - beta) * model`` with a warm-up ``beta = min(decay, (1 + t) / (10 + t))`` at update
+    number ``t``. The warm-up keeps the first, random weights from dominating short runs. Buffers (BN statistics,
+    PGGAN's stage) are copied."""
+    beta = min(decay, (1.0 + t) / (10.0 + t))
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
 
 
 def _as_random_state(state):

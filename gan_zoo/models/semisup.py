@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import Tensor
 
-from gan_zoo.base import GANModule
+from gan_zoo.base import GANModule, ema_step_
 from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.dcgan import DCGANClassifier
@@ -83,12 +83,8 @@ class SemiSupervisedGAN(GANModule):
         d.eval()
         return torch.cat([d(b.to(self.device))[:, : self.num_classes] for b in x.split(batch_size)])
 
-    @torch.no_grad()
     def update_d_ema(self) -> None:
-        t = self.d_ema_updates
-        beta = min(self.hparams.d_ema_decay, (1.0 + t) / (10.0 + t))
-        torch._foreach_lerp_(list(self.discriminator_ema.parameters()),
-                             [p.detach() for p in self.discriminator.parameters()], 1.0 - beta)
+        ema_step_(self.discriminator_ema, self.discriminator, self.hparams.d_ema_decay, self.d_ema_updates)
         self.d_ema_updates += 1
 
     def train(self, mode: bool = True):
