@@ -358,9 +358,13 @@ class GANDataModule(L.LightningDataModule):
 
         return extra
 
+    def rank_world(self) -> tuple[int, int]:
+        """(this process's rank, number of processes); (0, 1) outside a Trainer."""
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+
     def train_dataloader(self) -> ResumableLoader:
         x, y = self.split("train")
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = self.rank_world()
         if self.num_labeled:
             # semi-supervised: the unlabeled stream is the rest of the training set, its labels hidden (-1)
             keep = torch.ones(len(x), dtype=torch.bool)

@@ -108,7 +108,7 @@ class FileImageDataModule(GANDataModule):
             return super().train_dataloader()
         if self.num_labeled:
             raise ValueError(f"{self.name}: semi-supervised mode needs an in-memory data set")
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = self.rank_world()
         ds = FileImageDataset(paths, labels, self.resolution, self.channels, self.center_crop)
         return ResumableLoader(n=len(ds), batch_size=self.batch_size, seed=self.seed, dataset=ds, rank=rank,
                                world_size=world, num_workers=self.num_workers, pin_memory=torch.cuda.is_available())

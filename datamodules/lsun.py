@@ -109,7 +109,7 @@ class LSUNDataModule(GANDataModule):
         if self.num_labeled:
             raise ValueError("lsun has no labels for semi-supervised mode")
         ds = self._dataset("train")
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = self.rank_world()
         return ResumableLoader(n=len(ds), batch_size=self.batch_size, seed=self.seed, dataset=ds, rank=rank,
                                world_size=world, num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
 

@@ -63,13 +63,14 @@ class GANModule(L.LightningModule):
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     @torch.no_grad()
-    def generate(self, z: Tensor, batch_size: int = 256) -> Tensor:
-        """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1]."""
+    def generate(self, z: Tensor, batch_size: int = 256, **kwargs) -> Tensor:
+        """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1]; ``kwargs`` go to
+        the generator (e.g. PGGAN's ``level`` and ``alpha``)."""
         g = self.sampling_generator
         was_training = g.training
         g.eval()
         try:
-            out = torch.cat([g(zb) for zb in z.to(self.device).split(batch_size)])
+            out = torch.cat([g(zb, **kwargs) for zb in z.to(self.device).split(batch_size)])
         finally:
             g.train(was_training)
         return out.clamp_(-1.0, 1.0) if self.clamp_output else out

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from datamodules import get_datamodule
     from gan_zoo.callbacks.metrics import generate_and_update, real_features
     from gan_zoo.metrics.extractors import default_extractor, load_extractor
-    from gan_zoo.metrics.image_metrics import MetricSuite, metric_key, parse_metrics
+    from gan_zoo.metrics.image_metrics import MetricSuite, named_results, parse_metrics
     from gan_zoo.metrics.toy import mode_metrics
 
     model, data, images_seen = load_model(args)
@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         res = suite.compute(args.n)
         result.update(extractor=ext_name, extractor_sha256=extractor.sha256, resize=extractor.resize_note,
                       n_fake=args.n, n_real=len(feats), real_stats_cache=status,
-                      metrics={metric_key(k.replace("_std", ""), args.n, ext_name, args.split)
-                               + ("_std" if k.endswith("_std") else ""): v for k, v in res.items()})
+                      metrics=named_results(res, args.n, ext_name, args.split))
     result["seconds"] = round(time.perf_counter() - t0, 2)
     width = max(len(k) for k in result["metrics"])
     for k, v in result["metrics"].items():

@@ -15,7 +15,7 @@ import torch
 from gan_zoo.callbacks.periodic import EveryNImages
 from gan_zoo.metrics.cache import cached_features, stats_key
 from gan_zoo.metrics.extractors import load_extractor
-from gan_zoo.metrics.image_metrics import MetricSuite, extract_features, metric_key
+from gan_zoo.metrics.image_metrics import MetricSuite, extract_features, named_results
 
 
 def real_features(dm, split: str, n_real: int | None, extractor, device=None) -> tuple[torch.Tensor, str]:
@@ -96,8 +96,7 @@ class ImageMetrics(EveryNImages):
         generate_and_update(self.suite, pl_module, self.n_samples, self.seed, trainer.global_rank,
                             trainer.world_size, self.batch_size)
         res = self.suite.compute(self.n_samples)  # on every rank
-        named = {metric_key(k.replace("_std", ""), self.n_samples, self.extractor_name, self.split)
-                 + ("_std" if k.endswith("_std") else ""): v for k, v in res.items()}
+        named = named_results(res, self.n_samples, self.extractor_name, self.split)
         named["train/kimg"] = pl_module.images_seen / 1000
         self.history.append(named)
         if trainer.is_global_zero:

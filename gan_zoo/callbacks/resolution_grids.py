@@ -24,11 +24,7 @@ class ResolutionGrids(L.Callback):
     def write(self, trainer, pl_module, level: int) -> None:
         if not trainer.is_global_zero:
             return
-        g = pl_module.sampling_generator
-        was = g.training
-        g.eval()
-        imgs = torch.cat([g(z, level=level, alpha=1.0) for z in pl_module.fixed_z.split(256)]).clamp(-1, 1)
-        g.train(was)
+        imgs = pl_module.generate(pl_module.fixed_z, level=level, alpha=1.0)
         final = pl_module.hparams.resolution
         if imgs.shape[-1] != final:
             imgs = F.interpolate(imgs, size=(final, final), mode="nearest")

@@ -34,18 +34,18 @@ class ToyModeMetrics(EveryNImages):
                   "toy/reverse_kl": res["reverse_kl"], "train/kimg": pl_module.images_seen / 1000}
         self.history.append(logged)
         if trainer.is_global_zero:
+            import torchvision.transforms.functional as TF
+            from PIL import Image
+
             from gan_zoo.callbacks.samples import log_image
 
             self.dirpath.mkdir(parents=True, exist_ok=True)
             path = self.dirpath / f"toy_{pl_module.images_seen:09d}.png"
             scatter_png(samples, dm.modes(), path)
+            image = TF.to_tensor(Image.open(path))
             for logger in trainer.loggers:
                 logger.log_metrics(logged, step=trainer.global_step)
-                from PIL import Image
-                import torchvision.transforms.functional as TF
-
-                log_image(logger, "toy/scatter", TF.to_tensor(Image.open(path)), path, trainer.global_step,
-                          pl_module.images_seen)
+                log_image(logger, "toy/scatter", image, path, trainer.global_step, pl_module.images_seen)
             print(f"toy: {res['modes']}/{res['num_modes']} modes, {100 * res['hq']:.1f}% high quality, "
                   f"reverse KL {res['reverse_kl']:.3f}", file=sys.stderr)
         return logged

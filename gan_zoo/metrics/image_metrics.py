@@ -25,6 +25,15 @@ def metric_key(metric: str, n: int, extractor: str, split: str) -> str:
     return f"metrics/{metric}{n_str}_{extractor}_{split}"
 
 
+def named_results(results: dict[str, float], n: int, extractor: str, split: str) -> dict[str, float]:
+    """``{"fid": v, "kid_std": s}`` -> ``{"metrics/fid10k_<extractor>_<split>": v, "metrics/kid10k_..._std": s}``."""
+    out = {}
+    for k, v in results.items():
+        base, std = (k[: -len("_std")], "_std") if k.endswith("_std") else (k, "")
+        out[metric_key(base, n, extractor, split) + std] = v
+    return out
+
+
 def parse_metrics(spec: str | tuple | list) -> tuple[str, ...]:
     names = tuple(s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip())
     bad = [m for m in names if m not in METRICS]
