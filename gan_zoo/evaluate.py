@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="a training checkpoint (.ckpt) written by fit.py")
     src.add_argument("--pretrained", help="a pretrained zoo entry (see gan_zoo.list_pretrained())")
-    p.add_argument("--metrics", default="fid,is,kid", help="comma list of fid, is, kid; or 'toy'")
+    p.add_argument("--metrics", default="fid,is,kid",
+                   help="comma list of fid, is, kid; or 'toy' (2D toys); or 'probe' (linear probe of an encoder)")
+    p.add_argument("--probe-train", type=int, default=None, help="probe: training images (default: the train split)")
     p.add_argument("--n", type=int, default=10_000, help="generated images (toy: samples, 2500 in the protocol)")
     p.add_argument("--split", default="test", help="real split")
     p.add_argument("--n-real", type=int, default=None, help="real images (default: the whole split)")
@@ -90,7 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": model.model_name, "images_seen": images_seen, "data": name, "split": args.split,
               "seed": args.seed, "source": args.ckpt or args.pretrained, "torch": torch.__version__,
               "torchmetrics": torchmetrics.__version__, "lightning": L.__version__}
-    if args.metrics.strip().lower() == "toy":
+    kind = args.metrics.strip().lower()
+    if kind == "probe":
+        if not hasattr(model, "encode"):
+            raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not {model.model_name!r}")
+        if not dm.num_classes:
+            raise UserError(f"--metrics probe needs a labeled data set, not {name!r}")
+        from gan_zoo.metrics.probe import probe_model
+
+        res = probe_model(model, dm, args.probe_train, device=args.device)
+        result.update(protocol=f"logistic regression (L-BFGS, L2 1e-4, standardised features) on "
+                               f"{args.probe_train or 'all'} train images, accuracy on the test split",
+                      metrics={f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
+                      feature_dims={k: v["dim"] for k, v in res.items()})
+    elif kind == "toy":
         if dm.is_image:
             raise UserError(f"--metrics toy needs a 2D toy data set, not {name!r}")
         torch.manual_seed(args.seed)

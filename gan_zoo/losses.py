@@ -176,3 +176,38 @@ def salimans_ns_g_loss(fake_logits: Tensor) -> Tensor:
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
     """``|| mean f(x) - mean f(G(z)) ||^2`` on D's last hidden layer (real features detached by the caller)."""
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+# --- BiGAN (Donahue et al. 2016) and BigBiGAN (Donahue & Simonyan 2019) ------------------------------------------------
+# Encoder pairs (x, E(x)) play "real", generator pairs (G(z), z) play "fake". Scores come as (s_x, s_z, s_xz) tuples;
+# a missing unary score is None (BiGAN's joint discriminator), which makes the BigBiGAN losses the joint term alone.
+
+Scores = tuple  # (s_x | None, s_z | None, s_xz)
+
+
+def bigan_d_loss(enc: Scores, gen: Scores) -> Tensor:
+    """BiGAN discriminator BCE per score, summed over the scores present:
+    ``sum_s -mean log D_s(x, E(x)) - mean log(1 - D_s(G(z), z))`` with ``D_s = sigmoid(s)``."""
+    terms = [F.softplus(-se).mean() + F.softplus(sg).mean() for se, sg in zip(enc, gen) if se is not None]
+    return torch.stack(terms).sum()
+
+
+def bigan_eg_loss(enc: Scores, gen: Scores) -> Tensor:
+    """BiGAN encoder + generator loss, flipped labels (non-saturating), per score, summed:
+    ``sum_s -mean log(1 - D_s(x, E(x))) - mean log D_s(G(z), z)``."""
+    terms = [F.softplus(se).mean() + F.softplus(-sg).mean() for se, sg in zip(enc, gen) if se is not None]
+    return torch.stack(terms).sum()
+
+
+def bigbigan_d_loss(enc: Scores, gen: Scores) -> Tensor:
+    """BigBiGAN discriminator: a hinge per score, summed over the scores present:
+    ``sum_s mean relu(1 - s[enc]) + mean relu(1 + s[gen])``."""
+    terms = [F.relu(1.0 - se).mean() + F.relu(1.0 + sg).mean() for se, sg in zip(enc, gen) if se is not None]
+    return torch.stack(terms).sum()
+
+
+def bigbigan_eg_loss(enc: Scores, gen: Scores) -> Tensor:
+    """BigBiGAN encoder + generator loss: ``mean(s_x + s_z + s_xz)[enc] - mean(s_x + s_z + s_xz)[gen]``."""
+    s_enc = sum(s for s in enc if s is not None)
+    s_gen = sum(s for s in gen if s is not None)
+    return s_enc.mean() - s_gen.mean()

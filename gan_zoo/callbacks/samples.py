@@ -30,25 +30,34 @@ def log_image(logger, key: str, grid: torch.Tensor, path: Path, step: int, image
 class SampleGrid(EveryNImages):
     """Write a grid of the fixed-noise samples every ``every_n_images`` and at the end of the fit.
 
-    Files: ``<dirpath>/samples_<images seen, 9 digits>.png`` and ``<dirpath>/final.png``.
-    Only image models (``channels > 0``) make grids; rank 0 writes.
+    Files: ``<dirpath>/<prefix>_<images seen, 9 digits>.png`` and ``<dirpath>/<final>.png``.
+    Only image models (``channels > 0``) make grids; rank 0 writes. Subclasses change what is drawn (``images``).
 
     Args:
         dirpath: output directory.
         every_n_images: images between two grids (0 = only at the start and the end).
         key: logger key.
+        prefix: file name prefix.
+        final: file name (without .png) of the end-of-fit grid.
     """
 
-    def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, key: str = "samples/grid"):
+    nrow: int | None = None
+
+    def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, key: str = "samples/grid",
+                 prefix: str = "samples", final: str = "final"):
         super().__init__(every_n_images)
         self.dirpath = Path(dirpath)
-        self.key = key
+        self.key, self.prefix, self.final = key, prefix, final
         self.written: list[Path] = []
+
+    def images(self, trainer, pl_module) -> torch.Tensor:
+        """The images of one grid, (N, C, H, W) in [-1, 1]."""
+        return pl_module.sample_fixed()
 
     def write(self, trainer, pl_module, name: str) -> Path | None:
         if not trainer.is_global_zero:
             return None
-        grid = image_grid(pl_module.sample_fixed())
+        grid = image_grid(self.images(trainer, pl_module), self.nrow)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / name
         save_image(grid, path)
@@ -60,7 +69,7 @@ class SampleGrid(EveryNImages):
     def on_train_start(self, trainer, pl_module) -> None:
         super().on_train_start(trainer, pl_module)
         if pl_module.images_seen == 0:
-            self.write(trainer, pl_module, "samples_000000000.png")
+            self.write(trainer, pl_module, f"{self.prefix}_000000000.png")
 
     def run(self, trainer, pl_module, final: bool) -> None:
-        self.write(trainer, pl_module, "final.png" if final else f"samples_{pl_module.images_seen:09d}.png")
+        self.write(trainer, pl_module, f"{self.final}.png" if final else f"{self.prefix}_{pl_module.images_seen:09d}.png")

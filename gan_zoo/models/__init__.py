@@ -5,5 +5,6 @@ from gan_zoo.models.lsgan import LSGAN
 from gan_zoo.models.pggan import PGGAN
 from gan_zoo.models.selfgan import SelfGAN
 from gan_zoo.models.semisup import SemiSupervisedGAN
+from gan_zoo.models.bigan import BiGAN, BigBiGAN
 
-__all__ = ["DCGAN", "LSGAN", "PGGAN", "SelfGAN", "SemiSupervisedGAN"]
+__all__ = ["BiGAN", "BigBiGAN", "DCGAN", "LSGAN", "PGGAN", "SelfGAN", "SemiSupervisedGAN"]

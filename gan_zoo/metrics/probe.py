@@ -1,0 +1,67 @@
+"""Linear probe: multinomial logistic regression on frozen features, fit on one split, scored on another.
+
+The features are standardised with the training split's mean and std; the weights are fit full-batch with L-BFGS
+(deterministic: no minibatch order, no random initialisation — weights start at zero) with an L2 penalty.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@torch.no_grad()
+def extract(fn: Callable[[Tensor], Tensor], x_uint8: Tensor, batch_size: int = 1000, device="cpu") -> Tensor:
+    """``fn`` on uint8 images (converted to [-1, 1] floats) in batches, as one float32 CPU tensor (N, F)."""
+    from datamodules.base import to_float
+
+    out = [fn(to_float(x_uint8[i : i + batch_size]).to(device)).float().flatten(1).cpu()
+           for i in range(0, len(x_uint8), batch_size)]
+    return torch.cat(out)
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, l2: float = 1e-4,
+                 max_iter: int = 200) -> dict:
+    """Fit logistic regression on ``(train_x, train_y)``; return ``{"train_acc", "test_acc"}`` in % and the
+    feature dimension."""
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    train_x, test_x = train_x.double(), test_x.double()
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    k = int(max(train_y.max(), test_y.max())) + 1
+    w = torch.zeros(a.shape[1], k, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(a @ w + bias, train_y) + l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        train_acc = 100.0 * float(((a @ w + bias).argmax(1) == train_y).double().mean())
+        test_acc = 100.0 * float(((b @ w + bias).argmax(1) == test_y).double().mean())
+    return {"train_acc": train_acc, "test_acc": test_acc, "dim": int(a.shape[1])}
+
+
+def probe_model(model, dm, n_train: int | None = None, device="cpu") -> dict:
+    """Linear probes of a model's encoder on ``dm``: pooled encoder features (``probe``), the latent ``E(x)``
+    (``probe_z``); trained on the train split (``n_train`` images, default all), scored on the test split."""
+    from datamodules.base import subset_indices
+
+    x_tr, y_tr = dm.split("train")
+    idx = subset_indices(len(x_tr), n_train)
+    x_tr, y_tr = x_tr[idx], y_tr[idx]
+    x_te, y_te = dm.split("test")
+    out = {}
+    for key, fn in (("probe", model.encoder_features), ("probe_z", model.encode)):
+        res = linear_probe(extract(fn, x_tr, device=device), y_tr, extract(fn, x_te, device=device), y_te)
+        out[key] = res
+    return out

@@ -1,0 +1,197 @@
+"""BiGAN (Donahue et al. 2016) and BigBiGAN-lite (Donahue & Simonyan 2019): a generator, an encoder that inverts it,
+and a discriminator on ``(x, z)`` pairs.
+
+Encoder pairs ``(x, E(x))`` play "real" and generator pairs ``(G(z), z)`` "fake". D steps see both pairs with
+``G(z)`` and ``E(x)`` computed without gradient (they never move E or G); the E+G step, one optimizer over E and G,
+runs through D with D's parameters frozen (it never moves D).
+
+- ``bigan``: joint discriminator only (``s_xz``), BCE for D, flipped labels for E+G, one D step per E+G step.
+- ``bigbigan``: unary heads ``s_x`` and ``s_z`` beside ``s_xz``, a hinge per score, ``d_steps=2`` D steps per E+G
+  step, spectral norm in D.
+
+A D step takes one training batch; every ``d_steps``-th batch is followed by the E+G step on that same batch, so each
+D step sees its own real images.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from gan_zoo.base import GANModule, ema_step_
+from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
+from gan_zoo.networks import DCGANGenerator
+from gan_zoo.networks.bigan import Encoder, JointDiscriminator
+from gan_zoo.registry import register_model
+
+LOSSES = ("bce", "hinge")
+
+
+@register_model("bigan")
+class BiGAN(GANModule):
+    """BiGAN: G, an encoder E and a joint discriminator on (x, z) pairs.
+
+    Args:
+        channels: image channels (1 or 3).
+        resolution: image side.
+        latent_dim: size of z.
+        ngf: generator width.
+        nef: encoder width.
+        ndf: discriminator conv width.
+        d_hidden: width of the discriminator's MLPs.
+        unary: BigBiGAN's unary heads s_x and s_z beside the joint score s_xz.
+        loss: "bce" (BiGAN) or "hinge" (BigBiGAN, a hinge per score).
+        d_steps: D steps per E+G step.
+        d_dropout: dropout in the discriminator's joint MLP.
+        spectral_norm: spectral normalisation in the discriminator.
+        stochastic_encoder: a Gaussian encoder (mean and softplus scale, reparameterised).
+        lr: Adam learning rate of G (and of D unless lr_d is set).
+        lr_d: Adam learning rate of D (default: lr).
+        lr_e_mult: E's learning rate as a multiple of G's (BigBiGAN found 10 helped).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        ema_decay: decay of the EMA of G and E used by sample(), encode() and reconstruct() (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    default_unary, default_loss, default_d_steps, default_sn = False, "bce", 1, False
+
+    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 64, ngf: int = 64, nef: int = 64,
+                 ndf: int = 64, d_hidden: int = 256, unary: bool | None = None, loss: str | None = None,
+                 d_steps: int | None = None, d_dropout: float = 0.2, spectral_norm: bool | None = None,
+                 stochastic_encoder: bool = False, lr: float = 2e-4, lr_d: float | None = None,
+                 lr_e_mult: float = 1.0, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
+                 n_fixed_samples: int = 64):
+        unary = self.default_unary if unary is None else unary
+        loss = self.default_loss if loss is None else loss
+        d_steps = self.default_d_steps if d_steps is None else d_steps
+        spectral_norm = self.default_sn if spectral_norm is None else spectral_norm
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
+        if lr_e_mult <= 0:
+            raise ValueError(f"lr_e_mult must be > 0, got {lr_e_mult}")
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
+        self.encoder = Encoder(channels, resolution, latent_dim, nef, stochastic_encoder)
+        self.discriminator = JointDiscriminator(channels, resolution, latent_dim, ndf, d_hidden, unary, d_dropout,
+                                                spectral_norm)
+        self.init_ema()
+        self.encoder_ema = None
+        if ema_decay > 0:
+            self.encoder_ema = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.save_hyperparameters()  # records the resolved unary / loss / d_steps / spectral_norm
+
+    # --- losses ------------------------------------------------------------------------------------------------------
+
+    def d_loss(self, enc: tuple, gen: tuple) -> Tensor:
+        return (bigan_d_loss if self.hparams.loss == "bce" else bigbigan_d_loss)(enc, gen)
+
+    def eg_loss(self, enc: tuple, gen: tuple) -> Tensor:
+        return (bigan_eg_loss if self.hparams.loss == "bce" else bigbigan_eg_loss)(enc, gen)
+
+    # --- encoder API -------------------------------------------------------------------------------------------------
+
+    @property
+    def sampling_encoder(self):
+        return self.encoder_ema if self.encoder_ema is not None else self.encoder
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """Latents (N, latent_dim) of images in [-1, 1], from the EMA encoder (the mean for a stochastic encoder)."""
+        e = self.sampling_encoder
+        was = e.training
+        e.eval()
+        try:
+            return torch.cat([e(b.to(self.device), sample=False) for b in x.split(batch_size)])
+        finally:
+            e.train(was)
+
+    @torch.no_grad()
+    def encoder_features(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """Pooled conv features (N, F) of the EMA encoder: what the linear probe reads."""
+        e = self.sampling_encoder
+        was = e.training
+        e.eval()
+        try:
+            return torch.cat([e.features(b.to(self.device)) for b in x.split(batch_size)])
+        finally:
+            e.train(was)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """``G(E(x))`` with the EMA networks, in [-1, 1]."""
+        return self.generate(self.encode(x))
+
+    # --- the loop ----------------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real = batch["x"]
+        n = real.shape[0]
+        opt_eg, opt_d = self.optimizers()
+        z = self.sample_latent(n, device=real.device)
+
+        # D step: G(z) and E(x) without gradient; D alone moves
+        with torch.no_grad():
+            fake, z_enc = self.generator(z), self.encoder(real)
+        enc, gen = self.discriminator(real, z_enc), self.discriminator(fake, z)
+        loss_d = self.d_loss(enc, gen)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        logs = {"loss/d": loss_d.detach(), "d/enc_score": enc[2].detach().mean(), "d/gen_score": gen[2].detach().mean()}
+
+        # E+G step every d_steps batches, on this batch: D frozen, one optimizer over E and G
+        if (batch_idx + 1) % self.hparams.d_steps == 0:
+            self.discriminator.requires_grad_(False)
+            enc, gen = self.discriminator(real, self.encoder(real)), self.discriminator(self.generator(z), z)
+            loss_eg = self.eg_loss(enc, gen)
+            opt_eg.zero_grad(set_to_none=True)
+            self.manual_backward(loss_eg)
+            opt_eg.step()
+            self.discriminator.requires_grad_(True)
+            self.update_ema()
+            logs["loss/eg"] = loss_eg.detach()
+        self.count_images(n)
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return {"loss_d": logs["loss/d"]}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.encoder_ema is not None:
+            ema_step_(self.encoder_ema, self.encoder, self.ema_decay, self.ema_updates)
+        super().update_ema()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if getattr(self, "encoder_ema", None) is not None:
+            self.encoder_ema.eval()
+        return self
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (float(hp.beta1), float(hp.beta2))
+        opt_eg = torch.optim.Adam([{"params": self.generator.parameters(), "lr": hp.lr},
+                                   {"params": self.encoder.parameters(), "lr": hp.lr * hp.lr_e_mult}], betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr if hp.lr_d is None else hp.lr_d,
+                                 betas=betas)
+        return opt_eg, opt_d
+
+    def default_callbacks(self, dm, out) -> list:
+        from gan_zoo.callbacks.encoder import LinearProbe, ReconstructionGrid
+
+        cbs = [ReconstructionGrid(out / "samples")]
+        if dm.is_image and dm.num_classes:
+            cbs.append(LinearProbe())
+        return cbs
+
+
+@register_model("bigbigan")
+class BigBiGAN(BiGAN):
+    """BigBiGAN-lite: F on x, H on z, J on both, three linear score heads (s_x, s_z, s_xz), a hinge loss per score,
+    2 D steps per E+G step, spectral norm in D. Arguments as for ``bigan``."""
+
+    default_unary, default_loss, default_d_steps, default_sn = True, "hinge", 2, True

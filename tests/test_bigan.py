@@ -1,0 +1,161 @@
+"""BiGAN / BigBiGAN-lite: the losses against their formulas, which step moves what, shapes, the linear probe."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import gan_zoo
+from datamodules.base import GANDataModule
+from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
+from gan_zoo.metrics.probe import linear_probe
+from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
+
+ENC = (torch.tensor([0.5, -1.5]), torch.tensor([2.0, 0.25]), torch.tensor([1.2, -0.3]))  # (s_x, s_z, s_xz)
+GEN = (torch.tensor([-0.2, 1.4]), torch.tensor([-3.0, 0.5]), torch.tensor([0.1, -2.0]))
+
+
+def test_bigbigan_losses_match_the_formulas():
+    relu = lambda v: max(v, 0.0)  # noqa: E731
+    d = sum(sum(relu(1 - v) for v in se.tolist()) / 2 + sum(relu(1 + v) for v in sg.tolist()) / 2
+            for se, sg in zip(ENC, GEN))
+    assert_close(bigbigan_d_loss(ENC, GEN), torch.tensor(d))
+    # E+G: mean(s_x + s_z + s_xz)[enc] - mean(...)[gen]
+    eg = sum((ENC[0] + ENC[1] + ENC[2]).tolist()) / 2 - sum((GEN[0] + GEN[1] + GEN[2]).tolist()) / 2
+    assert_close(bigbigan_eg_loss(ENC, GEN), torch.tensor(eg))
+
+
+def test_dropping_the_unary_heads_leaves_exactly_the_joint_term():
+    joint_e, joint_g = (None, None, ENC[2]), (None, None, GEN[2])
+    assert_close(bigbigan_d_loss(joint_e, joint_g), F.relu(1 - ENC[2]).mean() + F.relu(1 + GEN[2]).mean())
+    assert_close(bigbigan_eg_loss(joint_e, joint_g), ENC[2].mean() - GEN[2].mean())
+    unary_only = bigbigan_d_loss(ENC[:2] + (torch.full((2,), 1e9),), GEN[:2] + (torch.full((2,), -1e9),))
+    assert_close(bigbigan_d_loss(ENC, GEN) - bigbigan_d_loss(joint_e, joint_g), unary_only)
+    assert_close(bigan_d_loss(joint_e, joint_g), F.softplus(-ENC[2]).mean() + F.softplus(GEN[2]).mean())
+
+
+def test_bigan_bce_losses_match_the_formulas():
+    import math
+
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    se, sg = ENC[2].tolist(), GEN[2].tolist()
+    d = -sum(math.log(sig(v)) for v in se) / 2 - sum(math.log(1 - sig(v)) for v in sg) / 2
+    eg = -sum(math.log(1 - sig(v)) for v in se) / 2 - sum(math.log(sig(v)) for v in sg) / 2
+    assert_close(bigan_d_loss((None, None, ENC[2]), (None, None, GEN[2])), torch.tensor(d))
+    assert_close(bigan_eg_loss((None, None, ENC[2]), (None, None, GEN[2])), torch.tensor(eg))
+
+
+def _tiny(name, channels=1, **kw):
+    torch.manual_seed(0)
+    return gan_zoo.get_model(name, channels=channels, resolution=16, ngf=8, nef=8, ndf=8, d_hidden=16,
+                             latent_dim=6, **kw)
+
+
+@pytest.mark.parametrize("name,d_steps", [("bigan", 1), ("bigbigan", 2)])
+def test_d_steps_never_move_e_or_g_and_the_eg_step_never_moves_d(name, d_steps):
+    model = _tiny(name)
+    assert model.hparams.d_steps == d_steps
+    g_grad, e_grad = [], []
+    g_fwd, e_fwd = model.generator.forward, model.encoder.forward
+    model.generator.forward = lambda z: (lambda o: g_grad.append(o.requires_grad) or o)(g_fwd(z))
+    model.encoder.forward = lambda x, sample=True: (lambda o: e_grad.append(o.requires_grad) or o)(e_fwd(x, sample))
+    rec = StepRecorder()
+    tiny_trainer(4, callbacks=[rec]).fit(model, random_loader(1, 16))
+    d_names = param_names(model.discriminator, "discriminator")
+    eg_names = param_names(model.generator, "generator") | param_names(model.encoder, "encoder")
+    assert len(d_names) > 0 and len(eg_names) > 0
+    expected = []
+    for b in range(4):
+        expected.append((1, d_names))
+        if (b + 1) % d_steps == 0:
+            expected.append((0, eg_names))
+    assert [i for i, _ in rec.steps] == [i for i, _ in expected]
+    for (_, changed), (_, allowed) in zip(rec.steps, expected):
+        assert changed <= allowed  # a D step never moves E or G, the E+G step never moves D
+        # every weight moves (a bias can sit still: with every hinge active its gradient is exactly 0)
+        assert {n for n in allowed if "bias" not in n} <= changed
+    # G(z) and E(x) carry no graph in D steps (detached), and do in E+G steps
+    per_batch = [False] + ([True] if d_steps == 1 else [])
+    assert g_grad == (per_batch if d_steps == 1 else [False, False, True]) * (2 if d_steps == 2 else 4)
+    assert e_grad == g_grad
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("unary", [False, True])
+def test_shapes(channels, unary):
+    model = _tiny("bigbigan", channels=channels, unary=unary).eval()
+    x = torch.rand(5, channels, 16, 16) * 2 - 1
+    z = model.encode(x)
+    assert z.shape == (5, 6)
+    assert model.reconstruct(x).shape == (5, channels, 16, 16)
+    assert model.sample(3, seed=0).shape == (3, channels, 16, 16)
+    s_x, s_z, s_xz = model.discriminator(x, z)
+    assert s_xz.shape == (5,)
+    assert (s_x is None and s_z is None) == (not unary)
+    if unary:
+        assert s_x.shape == (5,) and s_z.shape == (5,)
+    assert model.encoder_features(x).shape == (5, model.encoder.feature_dim)
+
+
+def test_stochastic_encoder_is_reparameterised():
+    model = _tiny("bigbigan", stochastic_encoder=True)
+    enc = model.encoder.train()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    torch.manual_seed(1)
+    a = enc(x)
+    torch.manual_seed(2)
+    b = enc(x)
+    assert not torch.allclose(a, b)  # sampled
+    mu = enc(x, sample=False)
+    assert_close(enc(x, sample=False), mu)  # the mean is deterministic
+    enc(x).pow(2).sum().backward()
+    head = enc.head.weight.grad
+    assert head[:6].abs().sum() > 0 and head[6:].abs().sum() > 0  # gradient reaches the mean and the scale rows
+
+
+def test_encoder_lr_multiplier():
+    model = _tiny("bigbigan", lr_e_mult=10.0, lr=1e-4)
+    opt_eg, _ = model.configure_optimizers()
+    assert [g["lr"] for g in opt_eg.param_groups] == [1e-4, pytest.approx(1e-3)]
+
+
+def test_linear_probe_is_exact_on_separable_data_and_chance_on_noise():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(400) % 4
+    centres = torch.randn(4, 8, generator=g) * 5
+    x = centres[y] + torch.randn(400, 8, generator=g) * 0.1
+    res = linear_probe(x[:300], y[:300], x[300:], y[300:])
+    assert res["test_acc"] == 100.0 and res["dim"] == 8
+    assert linear_probe(x[:300], y[:300], x[300:], y[300:]) == res  # deterministic
+    noise = torch.randn(2000, 8, generator=g)
+    ry = torch.randint(0, 4, (2000,), generator=g)
+    assert 15.0 < linear_probe(noise[:1000], ry[:1000], noise[1000:], ry[1000:])["test_acc"] < 35.0
+
+
+class _Tiny(GANDataModule):
+    """A labeled image data set the test writes itself: 10 classes, each a brightness level."""
+
+    name, native_resolution, native_channels, num_classes = "tiny", 16, 1, 10
+
+    def locate(self):
+        return None
+
+    def load_split(self, split):
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        y = torch.arange(200) % 10
+        x = (y.view(-1, 1, 1, 1) * 25 + torch.randint(0, 10, (200, 1, 16, 16), generator=g)).to(torch.uint8)
+        return x, y
+
+
+def test_fit_writes_reconstruction_grids_and_logs_the_probe(tmp_path):
+    from PIL import Image
+
+    model = _tiny("bigbigan")
+    dm = _Tiny(batch_size=8)
+    cbs = model.default_callbacks(dm, tmp_path)
+    tiny_trainer(3, callbacks=cbs).fit(model, datamodule=dm)
+    recon = Image.open(tmp_path / "samples" / "recon_final.png")
+    assert recon.size == (8 * 18 + 2, 8 * 18 + 2)  # 8 columns; 4 real rows interleaved with 4 reconstructed rows
+    probe = cbs[1].history[-1]
+    assert set(probe) == {"metrics/probe_acc", "metrics/probe_z_acc", "train/kimg"}
+    assert probe["metrics/probe_acc"] > 50.0  # brightness classes are linearly separable even for a barely trained E
