@@ -17,22 +17,27 @@ from torch import Tensor
 from gan_zoo.balance import make_balance_policy
 from gan_zoo.base import GANModule
 from gan_zoo.losses import bce_errors
-from gan_zoo.networks import DCGANDiscriminator, DCGANGenerator
+from gan_zoo.networks.factory import gan_networks
 
 
 class AlternatingGAN(GANModule):
-    """One D step then one G step per batch, on DCGAN networks. Subclasses define ``d_loss`` and ``g_loss``."""
+    """One D step then one G step per batch, on DCGAN networks (images) or MLPs (vector data, the 2D toys).
+    Subclasses define ``d_loss`` and ``g_loss``."""
 
-    def __init__(self, *, channels: int, resolution: int, latent_dim: int, ngf: int, ndf: int, upsample: str,
+    supports_vectors = True
+
+    def __init__(self, *, channels: int, resolution: int, data_dim: int, hidden: int, latent_dim: int, ngf: int, ndf: int, upsample: str,
                  d_batch_norm: bool, minibatch_kernels: int, minibatch_kernel_dim: int, lr: float, lr_d: float | None,
                  beta1: float, beta2: float, instance_noise: float, instance_noise_images: int, balance: str,
                  balance_margin: float, ema_decay: float, n_fixed_samples: int):
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         if instance_noise < 0 or instance_noise_images < 0:
             raise ValueError("instance_noise and instance_noise_images must be >= 0")
-        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf, upsample)
-        self.discriminator = DCGANDiscriminator(channels, resolution, ndf, d_batch_norm, minibatch_kernels,
-                                                minibatch_kernel_dim)
+        self.generator, self.discriminator = gan_networks(
+            channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
+            hidden=hidden, upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
+            minibatch_kernel_dim=minibatch_kernel_dim)
+        self.clamp_output = not data_dim
         self.balance = make_balance_policy(balance, balance_margin)
         self.init_ema()
 

@@ -16,6 +16,8 @@ class DCGAN(AlternatingGAN):
     Args:
         channels: image channels (1 or 3).
         resolution: image side (16, 28, 32, 64, ... 1024).
+        data_dim: dimension of vector data (the 2D toys: MLP networks); 0 for images.
+        hidden: MLP width (vector data).
         latent_dim: size of z.
         ngf: generator width at the finest resolution.
         ndf: discriminator width at the finest resolution.
@@ -36,7 +38,8 @@ class DCGAN(AlternatingGAN):
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
-    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
+    def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, hidden: int = 128,
+                 latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
                  upsample: str = "deconv", d_batch_norm: bool = True, label_smoothing: float = 0.0,
                  minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5, lr: float = 2e-4,
                  lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999, instance_noise: float = 0.0,
@@ -44,7 +47,8 @@ class DCGAN(AlternatingGAN):
                  ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
-        super().__init__(channels=channels, resolution=resolution, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
+        super().__init__(channels=channels, resolution=resolution, data_dim=data_dim, hidden=hidden,
+                         latent_dim=latent_dim, ngf=ngf, ndf=ndf,
                          upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
                          minibatch_kernel_dim=minibatch_kernel_dim, lr=lr, lr_d=lr_d, beta1=beta1, beta2=beta2,
                          instance_noise=instance_noise, instance_noise_images=instance_noise_images,

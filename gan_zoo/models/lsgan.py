@@ -16,6 +16,8 @@ class LSGAN(AlternatingGAN):
     Args:
         channels: image channels (1 or 3).
         resolution: image side (16, 28, 32, 64, ... 1024).
+        data_dim: dimension of vector data (the 2D toys: MLP networks); 0 for images.
+        hidden: MLP width (vector data).
         latent_dim: size of z.
         ngf: generator width at the finest resolution.
         ndf: discriminator width at the finest resolution.
@@ -36,7 +38,8 @@ class LSGAN(AlternatingGAN):
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
-    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
+    def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, hidden: int = 128,
+                 latent_dim: int = 100, ngf: int = 64, ndf: int = 64,
                  coding: str = "01", upsample: str = "deconv", d_batch_norm: bool = True, minibatch_kernels: int = 0,
                  minibatch_kernel_dim: int = 5, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
                  beta2: float = 0.999, instance_noise: float = 0.0, instance_noise_images: int = 100_000,
@@ -44,7 +47,8 @@ class LSGAN(AlternatingGAN):
                  n_fixed_samples: int = 64):
         if coding not in LSGAN_CODINGS:
             raise ValueError(f"unknown LSGAN coding {coding!r}; valid: {', '.join(LSGAN_CODINGS)}")
-        super().__init__(channels=channels, resolution=resolution, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
+        super().__init__(channels=channels, resolution=resolution, data_dim=data_dim, hidden=hidden,
+                         latent_dim=latent_dim, ngf=ngf, ndf=ndf,
                          upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
                          minibatch_kernel_dim=minibatch_kernel_dim, lr=lr, lr_d=lr_d, beta1=beta1, beta2=beta2,
                          instance_noise=instance_noise, instance_noise_images=instance_noise_images,

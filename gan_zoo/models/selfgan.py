@@ -13,7 +13,7 @@ from torch import Tensor
 
 from gan_zoo.base import GANModule
 from gan_zoo.losses import SELFGAN_WEIGHTINGS, SELFGAN_WEIGHTS, selfgan_loss
-from gan_zoo.networks import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
 
 
@@ -50,13 +50,10 @@ class SelfGAN(GANModule):
         if weights not in SELFGAN_WEIGHTS:
             raise ValueError(f"weights must be one of {', '.join(SELFGAN_WEIGHTS)}, got {weights!r}")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
-        if data_dim:
-            self.generator = MLPGenerator(latent_dim, data_dim, hidden)
-            self.discriminator = MLPDiscriminator(data_dim, hidden)
-            self.clamp_output = False
-        else:
-            self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
-            self.discriminator = DCGANDiscriminator(channels, resolution, ndf)
+        self.generator, self.discriminator = gan_networks(channels=channels, resolution=resolution,
+                                                          data_dim=data_dim, latent_dim=latent_dim, ngf=ngf,
+                                                          ndf=ndf, hidden=hidden)
+        self.clamp_output = not data_dim
         self.last_fake: Tensor | None = None  # the previous step's G(z), detached; checkpointed
         self.init_ema()
         self.save_hyperparameters()

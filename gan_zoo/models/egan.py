@@ -1,0 +1,208 @@
+"""EGAN, evolutionary GAN (Wang et al. 2018; seed 001): a population of generators evolved against one D.
+
+Every batch takes one D step (BCE) on real versus samples of the parents. Every ``d_steps``-th batch is followed by
+one generation: each of the ``mu`` parents makes one child per mutation, each child starting from a copy of the
+parent's weights **and Adam state** and taking one G step against the current D with its mutation loss
+
+    minimax        mean log(1 - D(G(z)))            = -mean softplus(s)
+    heuristic      -mean log D(G(z))                = mean softplus(-s)
+    least_squares  mean (D(G(z)) - 1)^2             = mean (sigmoid(s) - 1)^2
+
+then is scored by ``F = F_q + gamma * F_d`` on an evaluation batch: ``F_q = mean D(G_child(z))`` and
+``F_d = -log ||grad_D L_D||`` with ``L_D`` D's BCE loss on the real batch versus the child's samples, taken with
+``torch.autograd.grad`` at the pre-update D (D is never stepped nor its ``.grad`` touched). The ``mu`` fittest
+children (weights and Adam state) become the parents. That is the paper's Algorithm 1 loop: ``n_D`` D steps, then one
+generation. Under DDP the fitness is averaged over ranks before the choice, so every rank keeps the same children.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_zoo.base import GANModule
+from gan_zoo.losses import bce_d_loss
+from gan_zoo.networks.factory import gan_networks
+from gan_zoo.registry import register_model
+
+MUTATIONS = ("minimax", "heuristic", "least_squares")
+
+
+def mutation_loss(kind: str, fake_logits: Tensor) -> Tensor:
+    """The generator loss of one EGAN mutation, on D's logits for the child's samples."""
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # mean log(1 - D(G(z)))
+    if kind == "heuristic":
+        return F.softplus(-fake_logits).mean()  # -mean log D(G(z))
+    if kind == "least_squares":
+        return (torch.sigmoid(fake_logits) - 1.0).pow(2).mean()
+    raise ValueError(f"unknown mutation {kind!r}; valid: {', '.join(MUTATIONS)}")
+
+
+class Population(nn.Module):
+    """``mu`` generators sampled as one: ``forward(z)`` gives member ``i`` the ``i``-th chunk of ``z``."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if len(self.members) == 1:
+            return self.members[0](z)
+        chunks = z.tensor_split(len(self.members))
+        return torch.cat([g(c) for g, c in zip(self.members, chunks) if len(c)])
+
+
+def _opt_state(opt, params: list[Tensor]) -> list[dict]:
+    # A copy of an optimizer's per-parameter state (Adam: step, exp_avg, exp_avg_sq), in parameter order.
+    return [{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in params]
+
+
+def _set_opt_state(opt, params: list[Tensor], state: list[dict]) -> None:
+    for p, s in zip(params, state):
+        opt.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
+
+
+def _weights(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@register_model("egan")
+class EGAN(GANModule):
+    """EGAN: ``mu`` parent generators, one child per mutation per parent, survival of the fittest ``mu``.
+
+    Args:
+        channels: image channels (images).
+        resolution: image side (images).
+        data_dim: dimension of vector data (the 2D toys: MLP networks); 0 for images.
+        latent_dim: size of z.
+        ngf: generator width (images).
+        ndf: discriminator width (images).
+        hidden: MLP width (vector data).
+        mu: number of parents (survivors per generation).
+        mutations: comma list of mutations, from minimax, heuristic, least_squares.
+        gamma: weight of the diversity fitness F_d.
+        d_steps: D steps (batches) per generation (the paper's n_D).
+        lr: Adam learning rate of G (and of D unless lr_d is set).
+        lr_d: Adam learning rate of D (default: lr).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        ema_decay: decay of the EMA of the population used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    supports_vectors = True
+
+    def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
+                 ngf: int = 64, ndf: int = 64, hidden: int = 128, mu: int = 1,
+                 mutations: str = "minimax,heuristic,least_squares", gamma: float = 0.1, d_steps: int = 2,
+                 lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
+                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+        self.mutations = tuple(m.strip() for m in mutations.split(",") if m.strip())
+        bad = [m for m in self.mutations if m not in MUTATIONS]
+        if bad or not self.mutations:
+            raise ValueError(f"unknown mutation(s) {bad or mutations!r}; valid: {', '.join(MUTATIONS)}")
+        if mu < 1 or d_steps < 1:
+            raise ValueError("mu and d_steps must be >= 1")
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        nets = [gan_networks(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim,
+                             ngf=ngf, ndf=ndf, hidden=hidden) for _ in range(mu)]
+        self.generator = Population([g for g, _ in nets])
+        self.discriminator = nets[0][1]
+        self.clamp_output = not data_dim
+        self.last_choice: list[int] = []  # indices (parent * len(mutations) + mutation) of the last survivors
+        self.init_ema()
+        self.save_hyperparameters()
+
+    # --- one generation ----------------------------------------------------------------------------------------------
+
+    def fitness(self, child: nn.Module, real: Tensor, z_eval: Tensor) -> tuple[Tensor, Tensor]:
+        """``(F_q, F_d)`` of a child at the current (pre-update) D. Leaves D's parameters, ``.grad`` and buffers
+        (batch-norm statistics) as they were."""
+        d = self.discriminator
+        d_params = [p for p in d.parameters() if p.requires_grad]
+        buffers = [b.clone() for b in d.buffers()]
+        with torch.no_grad():
+            fake = child(z_eval)
+        s_fake = d(fake)
+        f_q = torch.sigmoid(s_fake).mean().detach()
+        loss_d = bce_d_loss(d(real), s_fake)
+        grads = torch.autograd.grad(loss_d, d_params)
+        for b, saved in zip(d.buffers(), buffers):
+            b.copy_(saved)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        return f_q, -torch.log(norm).detach()
+
+    def _reduce_mean(self, t: Tensor) -> Tensor:
+        if self._trainer is not None and self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(t, reduce_op="mean")
+        return t
+
+    def generation(self, real: Tensor, opt_gs: list) -> dict:
+        """Make, train and score every child; keep the fittest ``mu`` as parents. Returns what to log."""
+        n = real.shape[0]
+        hp = self.hparams
+        members = self.generator.members
+        children = []  # (fitness, f_q, f_d, mutation, weights, optimizer state)
+        z_eval = self.sample_latent(n, device=real.device)
+        for i, (g, opt) in enumerate(zip(members, opt_gs)):
+            params = list(g.parameters())
+            inner = getattr(opt, "optimizer", opt)
+            parent_w, parent_s = _weights(g), _opt_state(inner, params)
+            for kind in self.mutations:
+                g.load_state_dict(parent_w)
+                _set_opt_state(inner, params, parent_s)
+                self.discriminator.requires_grad_(False)
+                loss = mutation_loss(kind, self.discriminator(g(self.sample_latent(n, device=real.device))))
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                opt.step()
+                self.discriminator.requires_grad_(True)
+                f_q, f_d = self.fitness(g, real, z_eval)
+                children.append([f_q, f_d, kind, _weights(g), _opt_state(inner, params), loss.detach()])
+        # the choice: fitness averaged over ranks so that every rank keeps the same children
+        f_q = self._reduce_mean(torch.stack([c[0] for c in children]))
+        f_d = self._reduce_mean(torch.stack([c[1] for c in children]))
+        fit = f_q + hp.gamma * f_d
+        order = torch.argsort(fit, descending=True, stable=True)[: hp.mu].tolist()
+        for g, opt, idx in zip(members, opt_gs, order):
+            g.load_state_dict(children[idx][3])
+            _set_opt_state(getattr(opt, "optimizer", opt), list(g.parameters()), children[idx][4])
+        self.update_ema()
+        self.last_choice = order
+        best = order[0]
+        logs = {f"egan/win_{kind}": float(sum(children[i][2] == kind for i in order)) for kind in self.mutations}
+        logs.update({"egan/fitness": fit[best], "egan/f_q": f_q[best], "egan/f_d": f_d[best],
+                     "loss/g": children[best][5]})
+        return logs
+
+    # --- the loop ----------------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real = batch["x"]
+        n = real.shape[0]
+        *opt_gs, opt_d = self.optimizers()
+        with torch.no_grad():
+            fake = self.generator(self.sample_latent(n, device=real.device))  # the parents' samples
+        s_real, s_fake = self.discriminator(real), self.discriminator(fake)
+        loss_d = bce_d_loss(s_real, s_fake)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        logs = {"loss/d": loss_d.detach(), "d/real_score": s_real.detach().mean(),
+                "d/fake_score": s_fake.detach().mean()}
+        if (batch_idx + 1) % self.hparams.d_steps == 0:
+            logs.update(self.generation(real, opt_gs))
+        self.count_images(n)
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return {"loss_d": logs["loss/d"]}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (float(hp.beta1), float(hp.beta2))
+        opt_gs = [torch.optim.Adam(g.parameters(), lr=hp.lr, betas=betas) for g in self.generator.members]
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr if hp.lr_d is None else hp.lr_d,
+                                 betas=betas)
+        return [*opt_gs, opt_d]

@@ -1,0 +1,214 @@
+"""Ensemble SGAN (Chavdarova & Fleuret, CVPR 2018; seed 002): N independent local GAN pairs and a global pair.
+
+Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
+
+1. Local pairs: pair ``i`` takes one ordinary GAN step (BCE D step on its chunk versus ``G_i(z_i)``, then a
+   non-saturating G step) with its own latent stream (a ``torch.Generator`` seeded per pair). Nothing of the global
+   pair enters a local step, so a local pair follows exactly the trajectory it would follow trained alone.
+2. Global D: ``D_0`` takes a BCE step on the whole real batch versus the local generators' samples of step 1
+   (detached: no gradient into any ``G_i``).
+3. Messengers: every ``messenger_sync`` iterations ``D_i^msg`` is refreshed from ``D_i`` (weights and buffers); every
+   iteration each messenger takes a BCE step on chunk ``i`` versus ``G_0`` samples, so it keeps giving ``G_0`` a signal.
+4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen).
+
+``sample()`` uses the global generator (its EMA); ``sample(n, member=i)`` the local generator ``i`` (1-based).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gan_zoo.base import GANModule
+from gan_zoo.losses import bce_d_loss, ns_g_loss
+from gan_zoo.networks.factory import gan_networks
+from gan_zoo.registry import register_model
+
+
+@register_model("sgan")
+class EnsembleSGAN(GANModule):
+    """Ensemble SGAN: N local pairs trained as independent GANs, a global pair trained from them.
+
+    Args:
+        channels: image channels (images).
+        resolution: image side (images).
+        data_dim: dimension of vector data (the 2D toys: MLP networks); 0 for images.
+        latent_dim: size of z.
+        ngf: generator width (images).
+        ndf: discriminator width (images).
+        hidden: MLP width (vector data).
+        n_pairs: number of local pairs N.
+        messenger_sync: iterations between two refreshes of the messengers from the local discriminators.
+        pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
+        lr: Adam learning rate of every G (and every D unless lr_d is set).
+        lr_d: Adam learning rate of every D (default: lr).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        ema_decay: decay of the global generator's EMA used for sampling (0 = off).
+        n_fixed_samples: number of fixed latents for sample grids.
+    """
+
+    supports_vectors = True
+    default_batch_size = 256  # split over the pairs: 64 per local pair at the default N = 4
+
+    def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
+                 ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int = 1,
+                 pair_seed: int = 0, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
+                 beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
+        if n_pairs < 1 or messenger_sync < 1:
+            raise ValueError("n_pairs and messenger_sync must be >= 1")
+        super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        net = dict(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf,
+                   ndf=ndf, hidden=hidden)
+        local_g, local_d = [], []
+        for i in range(n_pairs):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.pair_seed_of(pair_seed, i))
+                g, d = gan_networks(**net)
+            local_g.append(g)
+            local_d.append(d)
+        self.local_generators = nn.ModuleList(local_g)
+        self.local_discriminators = nn.ModuleList(local_d)
+        self.generator, self.discriminator = gan_networks(**net)  # the global pair (G_0, D_0)
+        self.messengers = nn.ModuleList(gan_networks(**net)[1] for _ in range(n_pairs))
+        self.sync_messengers()
+        self.clamp_output = not data_dim
+        self.iterations = 0  # completed iterations (for the messenger cadence); checkpointed
+        self._z_streams: list[torch.Generator] | None = None
+        self._z_state: list[Tensor] | None = None
+        self.init_ema()
+        self.save_hyperparameters()
+
+    @staticmethod
+    def pair_seed_of(pair_seed: int, i: int) -> int:
+        return pair_seed * 1000 + i
+
+    # --- pieces ------------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sync_messengers(self) -> None:
+        """``D_i^msg <- D_i`` (parameters and buffers)."""
+        for msg, d in zip(self.messengers, self.local_discriminators):
+            msg.load_state_dict(d.state_dict())
+
+    def local_latent(self, i: int, n: int, device) -> Tensor:
+        """``n`` latents from local pair ``i``'s own stream (independent of the global RNG; drawn on the CPU, offset
+        by the rank under DDP so that ranks draw different latents)."""
+        if self._z_streams is None:
+            self._z_streams = []
+            rank = self.global_rank if self._trainer is not None else 0
+            for j in range(self.hparams.n_pairs):
+                seed = self.pair_seed_of(self.hparams.pair_seed, j) + 7919 + 1_000_003 * rank
+                g = torch.Generator(device="cpu").manual_seed(seed)
+                if self._z_state is not None:
+                    g.set_state(self._z_state[j])
+                self._z_streams.append(g)
+        return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
+
+    def sample(self, n: int, seed: int | None = None, member: int | None = None) -> Tensor:
+        """``n`` samples of the global generator (its EMA), or of local generator ``member`` (1..N)."""
+        if member is None:
+            return super().sample(n, seed)
+        if not 1 <= member <= self.hparams.n_pairs:
+            raise ValueError(f"member must be in 1..{self.hparams.n_pairs}, got {member}")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        g = self.local_generators[member - 1]
+        was = g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                out = g(self.sample_latent(n, generator=gen, device=self.device))
+        finally:
+            g.train(was)
+        return out.clamp(-1, 1) if self.clamp_output else out
+
+    @staticmethod
+    def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward) -> Tensor:
+        loss = bce_d_loss(d(real), d(fake))
+        opt.zero_grad(set_to_none=True)
+        backward(loss)
+        opt.step()
+        return loss.detach()
+
+    # --- the loop ----------------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real = batch["x"]
+        n_pairs = self.hparams.n_pairs
+        if real.shape[0] < n_pairs:
+            raise ValueError(f"batch of {real.shape[0]} cannot be split over {n_pairs} local pairs")
+        chunks = real.tensor_split(n_pairs)
+        opts = self.optimizers()
+        opt_lg, opt_ld = opts[:n_pairs], opts[n_pairs : 2 * n_pairs]
+        opt_msg = opts[2 * n_pairs : 3 * n_pairs]
+        opt_g0, opt_d0 = opts[3 * n_pairs], opts[3 * n_pairs + 1]
+        logs = {}
+
+        # 1. local pairs: independent GAN steps
+        local_fakes = []
+        loss_ld, loss_lg = [], []
+        for i, x in enumerate(chunks):
+            g, d = self.local_generators[i], self.local_discriminators[i]
+            fake = g(self.local_latent(i, x.shape[0], x.device))
+            loss_ld.append(self._d_step(opt_ld[i], d, x, fake.detach(), self.manual_backward))
+            d.requires_grad_(False)
+            lg = ns_g_loss(d(fake))
+            opt_lg[i].zero_grad(set_to_none=True)
+            self.manual_backward(lg)
+            opt_lg[i].step()
+            d.requires_grad_(True)
+            loss_lg.append(lg.detach())
+            local_fakes.append(fake.detach())
+
+        # 2. global D against the local generators' samples
+        loss_d0 = self._d_step(opt_d0, self.discriminator, real, torch.cat(local_fakes), self.manual_backward)
+
+        # 3. messengers: refresh, then a step on real versus G_0 samples
+        if self.iterations % self.hparams.messenger_sync == 0:
+            self.sync_messengers()
+        fake0 = self.generator(self.sample_latent(real.shape[0], device=real.device))
+        fake0_chunks = fake0.detach().tensor_split(n_pairs)
+        loss_msg = [self._d_step(opt_msg[i], m, chunks[i], fake0_chunks[i], self.manual_backward)
+                    for i, m in enumerate(self.messengers)]
+
+        # 4. global G against the messengers
+        self.messengers.requires_grad_(False)
+        loss_g0 = torch.stack([ns_g_loss(m(fake0)) for m in self.messengers]).mean()
+        opt_g0.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g0)
+        opt_g0.step()
+        self.messengers.requires_grad_(True)
+        self.update_ema()
+
+        self.iterations += 1
+        self.count_images(real.shape[0])
+        logs = {"loss/d": loss_d0, "loss/g": loss_g0.detach(), "loss/d_local": torch.stack(loss_ld).mean(),
+                "loss/g_local": torch.stack(loss_lg).mean(), "loss/d_messenger": torch.stack(loss_msg).mean()}
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log_dict({"d": logs["loss/d"], "g": logs["loss/g"]}, on_step=True, on_epoch=False, prog_bar=True,
+                      logger=False)
+        return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        betas = (float(hp.beta1), float(hp.beta2))
+        lr_d = hp.lr if hp.lr_d is None else hp.lr_d
+        adam = lambda m, lr: torch.optim.Adam(m.parameters(), lr=lr, betas=betas)  # noqa: E731
+        return ([adam(g, hp.lr) for g in self.local_generators] + [adam(d, lr_d) for d in self.local_discriminators]
+                + [adam(m, lr_d) for m in self.messengers] + [adam(self.generator, hp.lr), adam(self.discriminator, lr_d)])
+
+    # --- checkpoint state: the cadence and the local latent streams ----------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_zoo"]["sgan"] = {
+            "iterations": self.iterations,
+            "z_streams": None if self._z_streams is None else [g.get_state() for g in self._z_streams],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint["gan_zoo"].get("sgan", {})
+        self.iterations = int(state.get("iterations", 0))
+        self._z_state = state.get("z_streams")
+        self._z_streams = None

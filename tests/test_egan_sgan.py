@@ -1,0 +1,231 @@
+"""EGAN and ensemble SGAN: mutation losses, fitness, selection, optimizer-state inheritance; local-pair independence
+and messengers."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import gan_zoo
+from gan_zoo.losses import bce_d_loss, ns_g_loss
+from gan_zoo.models.egan import mutation_loss
+from gan_zoo.networks.factory import gan_networks
+from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
+
+S = torch.tensor([0.4, -1.1, 2.3])
+
+
+def _toy_loader(n=64, batch_size=16, seed=0):
+    from datamodules.base import ResumableLoader
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    return ResumableLoader(n=n, batch_size=batch_size, seed=seed, fetch=lambda idx: {"x": x[idx]})
+
+
+# --- EGAN ----------------------------------------------------------------------------------------------------------
+
+def test_mutation_losses_match_the_formulas():
+    d = [1 / (1 + math.exp(-v)) for v in S.tolist()]
+    assert_close(mutation_loss("minimax", S), torch.tensor(sum(math.log(1 - v) for v in d) / 3))
+    assert_close(mutation_loss("heuristic", S), torch.tensor(-sum(math.log(v) for v in d) / 3))
+    assert_close(mutation_loss("least_squares", S), torch.tensor(sum((v - 1) ** 2 for v in d) / 3))
+    with pytest.raises(ValueError, match="heuristic"):
+        mutation_loss("wasserstein", S)
+
+
+def _egan(**kw):
+    torch.manual_seed(0)
+    return gan_zoo.get_model("egan", data_dim=2, latent_dim=4, hidden=16, **kw)
+
+
+def test_fitness_matches_the_formula_and_leaves_d_unchanged():
+    model = _egan()
+    d = model.discriminator
+    real, z = torch.randn(8, 2), torch.randn(8, 4)
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    f_q, f_d = model.fitness(model.generator, real, z)
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in d.parameters())
+    # by hand: F_q = mean sigmoid(s(G(z))), F_d = -log ||grad_D (BCE(real) + BCE(fake))||
+    with torch.no_grad():
+        fake = model.generator(z)
+    assert_close(f_q, torch.sigmoid(d(fake)).mean())
+    loss = bce_d_loss(d(real), d(fake))
+    loss.backward()
+    norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in d.parameters()))
+    assert_close(f_d, torch.tensor(-math.log(norm)))
+
+
+def test_children_start_from_the_parents_weights_and_adam_state_and_the_fittest_survives(monkeypatch):
+    model = _egan(d_steps=1, gamma=0.5)
+    starts, stepped = [], []
+    orig_fitness = model.fitness
+    fits = iter([(torch.tensor(0.1), torch.tensor(0.0)), (torch.tensor(0.2), torch.tensor(1.0)),
+                 (torch.tensor(0.9), torch.tensor(-1.0))] * 4)  # fitness 0.1, 0.7, 0.4: heuristic wins
+
+    def fitness(child, real, z):
+        orig_fitness(child, real, z)
+        stepped.append({k: v.clone() for k, v in child.state_dict().items()})
+        return next(fits)
+
+    monkeypatch.setattr(model, "fitness", fitness)
+    g = model.generator.members[0]
+    rec = StepRecorder()
+
+    def record_start(opt):  # records the weights and Adam state each child's step starts from
+        inner = getattr(opt, "optimizer", opt)
+        orig = inner.step
+
+        def step(*a, **k):
+            starts.append(({n: p.detach().clone() for n, p in g.named_parameters()},
+                           [{kk: vv.clone() for kk, vv in inner.state[p].items()} for p in g.parameters()]))
+            return orig(*a, **k)
+
+        inner.step = step
+
+    import lightning as L
+
+    class Install(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            record_start(trainer.optimizers[0])
+
+    tiny_trainer(2, callbacks=[Install(), rec]).fit(model, _toy_loader())
+    # 2 generations x 3 children; within a generation every child starts from the same parent weights and state
+    assert len(starts) == 6
+    for gen in (starts[:3], starts[3:]):
+        for w, st in gen[1:]:
+            assert all(torch.equal(w[n], gen[0][0][n]) for n in w)
+            assert all(torch.equal(a[k], b[k]) for a, b in zip(st, gen[0][1]) for k in a)
+    # generation 2 starts from the survivor of generation 1: the heuristic child (index 1), weights and Adam state
+    surv = stepped[1]
+    assert all(torch.equal(starts[3][0][n], surv[n]) for n in starts[3][0])
+    assert all(int(s["step"]) == 1 for s in starts[3][1])  # Adam state of a child that took one step
+    assert model.last_choice == [1]
+
+
+def test_generation_logs_the_winning_mutation_and_d_steps_move_only_d():
+    model = _egan(d_steps=2)
+    rec = StepRecorder()
+    logged = []
+    orig = model.log_dict
+    model.log_dict = lambda d, **k: logged.append(dict(d)) or orig(d, **k)
+    tiny_trainer(4, callbacks=[rec]).fit(model, _toy_loader())
+    d_names = param_names(model.discriminator, "discriminator")
+    g_names = param_names(model.generator, "generator")
+    d_idx = len(model.generator.members)
+    for i, changed in rec.steps:
+        assert changed <= (d_names if i == d_idx else g_names) and changed
+    assert [i for i, _ in rec.steps] == [1, 1, 0, 0, 0, 1, 1, 0, 0, 0]  # n_D = 2 D steps, then 3 children
+    gens = [d for d in logged if "egan/fitness" in d]
+    assert len(gens) == 2
+    assert all(sum(d[f"egan/win_{k}"] for k in ("minimax", "heuristic", "least_squares")) == 1 for d in gens)
+
+
+def test_egan_population_samples_from_every_parent():
+    model = _egan(mu=2, mutations="heuristic,least_squares", ema_decay=0)
+    assert len(model.generator.members) == 2
+    x = model.sample(10, seed=0)
+    z = model.sample_latent(10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expect = torch.cat([model.generator.members[0](z[:5]), model.generator.members[1](z[5:])])
+    model.generator.eval()
+    assert_close(x, expect)
+
+
+# --- SGAN ----------------------------------------------------------------------------------------------------------
+
+def _sgan(**kw):
+    torch.manual_seed(0)
+    return gan_zoo.get_model("sgan", data_dim=2, latent_dim=4, hidden=16, n_pairs=2, pair_seed=3, **kw)
+
+
+def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2):
+    """Local pair i of SGAN trained alone, in plain PyTorch: same seed, same chunk of each batch, same latents."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(pair_seed * 1000 + i)
+        g, d = gan_networks(channels=0, resolution=0, data_dim=2, latent_dim=4, hidden=16)
+    zs = torch.Generator().manual_seed(pair_seed * 1000 + i + 7919)
+    og, od = torch.optim.Adam(g.parameters(), lr=lr, betas=betas), torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
+    for x in data_batches:
+        x = x.tensor_split(n_pairs)[i]
+        fake = g(torch.randn(x.shape[0], 4, generator=zs))
+        od.zero_grad()
+        bce_d_loss(d(x), d(fake.detach())).backward()
+        od.step()
+        d.requires_grad_(False)
+        og.zero_grad()
+        ns_g_loss(d(fake)).backward()
+        og.step()
+        d.requires_grad_(True)
+    return g, d
+
+
+def test_local_pairs_are_bitwise_the_pairs_trained_alone():
+    model = _sgan()
+    loader = _toy_loader(n=64, batch_size=16)
+    batches = [b["x"] for b in loader]
+    tiny_trainer(4).fit(model, _toy_loader(n=64, batch_size=16))
+    for i in range(2):
+        g, d = _local_pair_alone(i, batches)
+        for a, b in zip(g.state_dict().values(), model.local_generators[i].state_dict().values()):
+            assert torch.equal(a, b)
+        for a, b in zip(d.state_dict().values(), model.local_discriminators[i].state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_global_pair_never_moves_a_local_pair():
+    model = _sgan()
+    rec = StepRecorder()
+    tiny_trainer(2, callbacks=[rec]).fit(model, _toy_loader())
+    n = 2
+    groups = ([param_names(g, f"local_generators.{i}") for i, g in enumerate(model.local_generators)]
+              + [param_names(d, f"local_discriminators.{i}") for i, d in enumerate(model.local_discriminators)]
+              + [param_names(m, f"messengers.{i}") for i, m in enumerate(model.messengers)]
+              + [param_names(model.generator, "generator"), param_names(model.discriminator, "discriminator")])
+    for i, changed in rec.steps:
+        assert changed and changed <= groups[i]
+    # per iteration: D_1, G_1, D_2, G_2, D_0, msg_1, msg_2, G_0
+    assert [i for i, _ in rec.steps][:8] == [n, 0, n + 1, 1, 3 * n + 1, 2 * n, 2 * n + 1, 3 * n]
+
+
+def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadence():
+    model = _sgan(messenger_sync=2)
+    syncs = []
+    orig = model.sync_messengers
+
+    def sync():
+        orig()
+        syncs.append(model.iterations)
+        for m, d in zip(model.messengers, model.local_discriminators):
+            for a, b in zip(m.state_dict().values(), d.state_dict().values()):
+                assert torch.equal(a, b)
+
+    model.sync_messengers = sync
+    tiny_trainer(4).fit(model, _toy_loader())
+    assert syncs == [0, 2]
+    # after the messenger steps they have moved away from the local discriminators
+    m, d = model.messengers[0], model.local_discriminators[0]
+    assert not all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), d.state_dict().values()))
+
+
+def test_sgan_samples_global_and_members():
+    model = _sgan()
+    assert model.sample(5, seed=1).shape == (5, 2)
+    assert torch.equal(model.sample(5, seed=1), model.sample(5, seed=1))
+    a, b = model.sample(5, seed=1, member=1), model.sample(5, seed=1, member=2)
+    assert a.shape == (5, 2) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="1..2"):
+        model.sample(5, member=3)
+
+
+def test_egan_and_sgan_run_on_images():
+    for name, kw in (("egan", {}), ("sgan", {"n_pairs": 2})):
+        torch.manual_seed(0)
+        model = gan_zoo.get_model(name, channels=1, resolution=16, ngf=8, ndf=8, latent_dim=8, **kw)
+        tiny_trainer(2).fit(model, random_loader(1, 16))
+        assert model.sample(4, seed=0).shape == (4, 1, 16, 16)
+        assert model.images_seen == 16
