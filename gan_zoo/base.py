@@ -103,11 +103,26 @@ class GANModule(L.LightningModule):
     # --- progress ----------------------------------------------------------------------------------------------------
 
     def count_images(self, batch_size: int) -> None:
-        """Add one global batch (``batch_size`` per rank) to the images-seen counter and log ``train/kimg``."""
+        """Add one global batch (``batch_size`` per rank) to the images-seen counter."""
         world = self.trainer.world_size if self._trainer is not None else 1
         self.images_seen += int(batch_size) * world
-        if self._trainer is not None:
-            self.log("train/kimg", self.images_seen / 1000.0, on_step=True, on_epoch=False)
+
+    def should_log_step(self) -> bool:
+        """True on the steps the loggers write (Lightning's ``log_every_n_steps``). ``self.log`` costs about a
+        millisecond per key, which dominates the step time of small models, so per-step values are only handed to
+        Lightning on the steps it keeps."""
+        if self._trainer is None:
+            return False
+        return bool(getattr(getattr(self.trainer, "_logger_connector", None), "should_update_logs", True))
+
+    def log_train(self, logs: dict, bar: dict | None = None) -> None:
+        """Log per-step training values (plus ``train/kimg``) and progress-bar values, on the steps the loggers
+        write (see ``should_log_step``)."""
+        if not self.should_log_step():
+            return
+        self.log_dict({**logs, "train/kimg": self.images_seen / 1000.0}, on_step=True, on_epoch=False)
+        if bar:
+            self.log_dict(bar, on_step=True, on_epoch=False, prog_bar=True, logger=False)
 
     def train(self, mode: bool = True):
         super().train(mode)

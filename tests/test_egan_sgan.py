@@ -113,7 +113,7 @@ def test_generation_logs_the_winning_mutation_and_d_steps_move_only_d():
     logged = []
     orig = model.log_dict
     model.log_dict = lambda d, **k: logged.append(dict(d)) or orig(d, **k)
-    tiny_trainer(4, callbacks=[rec]).fit(model, _toy_loader())
+    tiny_trainer(4, callbacks=[rec], log_every_n_steps=1).fit(model, _toy_loader())
     d_names = param_names(model.discriminator, "discriminator")
     g_names = param_names(model.generator, "generator")
     d_idx = len(model.generator.members)

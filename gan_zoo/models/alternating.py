@@ -106,9 +106,7 @@ class AlternatingGAN(GANModule):
             logs["balance/l2_coef"] = self.balance.coef
         if sigma > 0:
             logs["train/instance_noise"] = sigma
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
-        self.log_dict({"d": logs["loss/d"], "g": logs["loss/g"]}, on_step=True, on_epoch=False, prog_bar=True,
-                      logger=False)
+        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
         return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):

@@ -155,8 +155,7 @@ class BiGAN(GANModule):
             self.update_ema()
             logs["loss/eg"] = loss_eg.detach()
         self.count_images(n)
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log_train(logs, {"d": logs["loss/d"]})
         return {"loss_d": logs["loss/d"]}
 
     @torch.no_grad()

@@ -195,8 +195,7 @@ class EGAN(GANModule):
         if (batch_idx + 1) % self.hparams.d_steps == 0:
             logs.update(self.generation(real, opt_gs))
         self.count_images(n)
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log_train(logs, {"d": logs["loss/d"]})
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):

@@ -215,9 +215,7 @@ class PGGAN(GANModule):
         logs = {"loss/d": loss_d.detach(), "loss/g": loss_g.detach(), "loss/gp": gp.detach(),
                 "loss/drift": drift.detach(), "loss/wasserstein": -loss_wd.detach(),
                 "pggan/resolution": float(stage.resolution), "pggan/alpha": alpha}
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log_dict({"d": logs["loss/d"], "g": logs["loss/g"], "res": float(stage.resolution), "alpha": alpha},
-                      on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"], "res": float(stage.resolution), "alpha": alpha})
         return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):

@@ -84,8 +84,7 @@ class SelfGAN(GANModule):
         self.count_images(n)
         logs = {"loss/self": loss.detach(), "d/real_score": s_real.detach().mean(),
                 "d/gen_score": s_gen.detach().mean(), "d/last_score": s_last.detach().mean()}
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log("loss", logs["loss/self"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log_train(logs, {"loss": logs["loss/self"]})
         return {"loss": logs["loss/self"]}
 
     def configure_optimizers(self):

@@ -138,8 +138,7 @@ class SemiSupervisedGAN(GANModule):
             self.update_ema()
             logs.update({"loss/g": loss_g.detach(), "loss/d_unsup": terms["unsup"].detach()})
         self.count_images(x_unl.shape[0])
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log("d", logs["loss/d"], on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log_train(logs, {"d": logs["loss/d"]})
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):

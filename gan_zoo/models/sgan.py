@@ -184,9 +184,7 @@ class EnsembleSGAN(GANModule):
         self.count_images(real.shape[0])
         logs = {"loss/d": loss_d0, "loss/g": loss_g0.detach(), "loss/d_local": torch.stack(loss_ld).mean(),
                 "loss/g_local": torch.stack(loss_lg).mean(), "loss/d_messenger": torch.stack(loss_msg).mean()}
-        self.log_dict(logs, on_step=True, on_epoch=False)
-        self.log_dict({"d": logs["loss/d"], "g": logs["loss/g"]}, on_step=True, on_epoch=False, prog_bar=True,
-                      logger=False)
+        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):
