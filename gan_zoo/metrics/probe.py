@@ -24,17 +24,19 @@ def extract(fn: Callable[[Tensor], Tensor], x_uint8: Tensor, batch_size: int = 1
 
 
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, l2: float = 1e-4,
-                 max_iter: int = 200) -> dict:
-    """Fit logistic regression on ``(train_x, train_y)``; return ``{"train_acc", "test_acc"}`` in % and the
-    feature dimension."""
+                 max_iter: int = 200, device=None) -> dict:
+    """Fit logistic regression on ``(train_x, train_y)`` (on ``device``, default the features' own); return
+    ``{"train_acc", "test_acc"}`` in % and the feature dimension."""
     if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
-    train_x, test_x = train_x.double(), test_x.double()
+    device = device or train_x.device
+    train_x, test_x = train_x.to(device).double(), test_x.to(device).double()
+    train_y, test_y = train_y.to(device), test_y.to(device)
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     a, b = (train_x - mean) / std, (test_x - mean) / std
     k = int(max(train_y.max(), test_y.max())) + 1
-    w = torch.zeros(a.shape[1], k, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(a.shape[1], k, dtype=torch.float64, device=device, requires_grad=True)
+    bias = torch.zeros(k, dtype=torch.float64, device=device, requires_grad=True)
     opt = torch.optim.LBFGS([w, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-9, tolerance_change=1e-12)
 
@@ -62,6 +64,7 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu") -> dict:
     x_te, y_te = dm.split("test")
     out = {}
     for key, fn in (("probe", model.encoder_features), ("probe_z", model.encode)):
-        res = linear_probe(extract(fn, x_tr, device=device), y_tr, extract(fn, x_te, device=device), y_te)
+        res = linear_probe(extract(fn, x_tr, device=device), y_tr, extract(fn, x_te, device=device), y_te,
+                           device=device)
         out[key] = res
     return out
