@@ -17,7 +17,7 @@ fitgpu() { OMP_NUM_THREADS=2 timeout "$LIMIT" python3 scripts/fit.py --accelerat
 for m in bigbigan bigan; do
   ( fitgpu --model $m --resolution 32 --max-images ${BIGAN_IMAGES:-300000} --metrics fid --metric-samples 10000 \
       --out "$R/$m" > "$R/$m.log" 2>&1
-    OMP_NUM_THREADS=4 timeout 300 python3 scripts/probe_benchmark.py --ckpt "$R/$m/checkpoints/last.ckpt" \
+    OMP_NUM_THREADS=4 timeout 180 python3 scripts/probe_benchmark.py --ckpt "$R/$m/checkpoints/last.ckpt" \
       --json "$R/probe_$m.json" >> "$R/$m.log" 2>&1 ) &
 done
 ( timeout "$LIMIT" python3 scripts/semisup_benchmark.py --data fashion_mnist --labels ${LABELS:-100,1000} --seeds ${SEEDS:-0,1,2} \
