@@ -247,3 +247,15 @@ def test_ddp_two_processes_grow_identically_and_keep_parameters_in_sync(tmp_path
     assert a["stage"] == b["stage"] and a["stage"][:2] == (1, 1.0)  # 80 images: the 8x8 stabilise phase
     for k, v in a["state"].items():
         assert torch.equal(v, b["state"][k]), k
+
+
+def test_fade_blends_branches_of_different_dtypes():
+    # under CUDA autocast one branch of the fade can come out bf16 and the other fp32 (torch.lerp refuses the mix)
+    from gan_zoo.networks.pggan import fade
+
+    old = torch.tensor([0.0, 1.0, -2.0])
+    new = torch.tensor([1.0, 3.0, 2.0], dtype=torch.bfloat16)
+    out = fade(old, new, 0.25)
+    assert out.dtype == torch.float32
+    assert_close(out, torch.tensor([0.25, 1.5, -1.0]))
+    assert fade(new, new, 0.5).dtype == torch.bfloat16

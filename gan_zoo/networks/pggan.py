@@ -30,6 +30,13 @@ def num_levels(resolution: int) -> int:
     return int(math.log2(r)) - 1
 
 
+
+def fade(old: Tensor, new: Tensor, alpha: float) -> Tensor:
+    """``alpha * new + (1 - alpha) * old`` in the wider of the two dtypes (under CUDA autocast one branch can be
+    bf16 / fp16 and the other fp32, which ``torch.lerp`` refuses)."""
+    dtype = torch.promote_types(old.dtype, new.dtype)
+    return torch.lerp(old.to(dtype), new.to(dtype), alpha)
+
 class EqualizedConv2d(nn.Module):
     """Conv2d with weights ~ N(0, 1) scaled at run time by ``gain / sqrt(in_channels * k * k)``; bias starts at 0."""
 
@@ -140,7 +147,7 @@ class PGGenerator(nn.Module):
         out = self.to_rgb[level](h)
         if level > 0 and alpha < 1.0:
             old = F.interpolate(self.to_rgb[level - 1](prev), scale_factor=2, mode="nearest")
-            out = torch.lerp(old, out, alpha)  # alpha * new + (1 - alpha) * old
+            out = fade(old, out, alpha)
         return out
 
 
@@ -180,7 +187,7 @@ class PGDiscriminator(nn.Module):
             h = self.blocks[level](h)
             if alpha < 1.0:
                 old = self.from_rgb[level - 1](F.avg_pool2d(x, 2))
-                h = torch.lerp(old, h, alpha)
+                h = fade(old, h, alpha)
             for k in range(level - 1, 0, -1):
                 h = self.blocks[k](h)
         return self.blocks[0](h).squeeze(1)  # (N,)

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds: the PacGAN / VEEGAN protocol.
+
+    python scripts/toy_benchmark.py --models dcgan,lsgan,selfgan,egan,sgan --toys ring8,grid25 --seeds 0,1,2,3,4 \
+        --iterations 3000 --jobs 16 --json toys.json
+
+Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers of ``--hidden``, latent ``--latent``),
+the same Adam settings and the same number of training iterations (batches of ``--batch`` points per network; SGAN's
+loader batch is ``n_pairs x --batch``, split over its local pairs, so each of its networks also sees ``--batch``);
+samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one high-quality sample
+(within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram against uniform.
+Reports mean and standard error over seeds, and the wall time of each run (one thread each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(args, model: str, toy: str, seed: int) -> dict:
+    out = Path(args.out) / f"{toy}-{model}-s{seed}"
+    n_pairs = 4
+    batch = args.batch * (n_pairs if model == "sgan" else 1)
+    cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", model, "--data", toy, "--seed", str(seed),
+           "--batch-size", str(batch), "--max-images", str(batch * args.iterations), "--lr", str(args.lr),
+           "--latent-dim", str(args.latent), "--hidden", str(args.hidden), "--metrics", "toy", "--logger", "csv",
+           "--out", str(out), "--no-progress-bar", "--log-every-n-steps", "500", *args.extra.split()]
+    if model == "sgan":
+        cmd += ["--n-pairs", str(n_pairs), "--pair-seed", str(seed)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.time() - t0
+    if r.returncode != 0:
+        return {"model": model, "toy": toy, "seed": seed, "error": r.stderr[-1500:], "wall_s": round(wall, 1)}
+    with open(out / "logs" / "metrics.csv") as f:
+        row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
+    return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
+            "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
+            "wall_s": round(wall, 1)}
+
+
+def _mse(values: list[float]) -> str:
+    m = statistics.mean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{m:.2f} +- {se:.2f}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="dcgan,lsgan,selfgan,egan,sgan")
+    p.add_argument("--toys", default="ring8,grid25")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--latent", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--extra", default="")
+    p.add_argument("--out", default="runs/toy_benchmark")
+    p.add_argument("--json", default=None)
+    p.add_argument("--jsonl", default=None, help="append each run's result here as soon as it finishes")
+    args = p.parse_args(argv)
+    grid = list(itertools.product(args.models.split(","), args.toys.split(","), [int(s) for s in args.seeds.split(",")]))
+    grid.sort(key=lambda c: {"sgan": 0, "egan": 1}.get(c[0], 2))  # the slowest first
+    def job(c):
+        r = run_one(args, *c)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(json.dumps(r) + "\n")
+        return r
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(job, grid))
+    print("| toy | model | modes | high quality % | reverse KL | runs | wall s per run |")
+    print("|---|---|---|---|---|---|---|")
+    for toy, model in itertools.product(args.toys.split(","), args.models.split(",")):
+        rs = [r for r in results if r["toy"] == toy and r["model"] == model and "error" not in r]
+        if not rs:
+            print(f"| {toy} | {model} | failed | | | 0 | |")
+            continue
+        print(f"| {toy} | {model} | {_mse([r['modes'] for r in rs])} | {_mse([r['hq_percent'] for r in rs])} | "
+              f"{_mse([r['reverse_kl'] for r in rs])} | {len(rs)} | {statistics.median(r['wall_s'] for r in rs):.0f} |")
+    errors = [r for r in results if "error" in r]
+    for r in errors:
+        print(f"FAILED {r['model']} {r['toy']} seed {r['seed']}: {r['error'][-300:]}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
