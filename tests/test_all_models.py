@@ -1,0 +1,125 @@
+"""Every registered model, the same checks: bf16-mixed on the CPU, and 2-process CPU DDP (gloo) with identical
+parameters on both ranks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+import gan_zoo
+from datamodules.base import ResumableLoader
+from tests.helpers import tiny_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(ngf=8, ndf=8, latent_dim=8)
+TINY = {  # the smallest configuration of each model at 16x16 greyscale
+    "dcgan": SMALL,
+    "lsgan": SMALL,
+    "selfgan": SMALL,
+    "egan": SMALL,
+    "sgan": {**SMALL, "n_pairs": 2},
+    "bigan": dict(ngf=8, nef=8, ndf=8, d_hidden=16, latent_dim=6),
+    "bigbigan": dict(ngf=8, nef=8, ndf=8, d_hidden=16, latent_dim=6),
+    "pggan": dict(latent_dim=8, fmap_base=64, fmap_max=8, phase_images=16),
+    "semisupgan": dict(ngf=8, ndf=8, latent_dim=8, num_classes=10),
+}
+
+
+def test_every_registered_model_has_a_tiny_configuration():
+    assert sorted(TINY) == sorted(gan_zoo.list_models())
+
+
+def tiny_loader(n=64, batch_size=8, seed=0, rank=0, world_size=1):
+    """16x16 images with the keys every model reads (the semi-supervised GAN's labeled batch included); rank
+    ``rank`` of ``world_size`` gets its own share."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 16, 16, generator=g) * 2 - 1
+    y = torch.randint(0, 10, (n,), generator=g)
+    return ResumableLoader(n=n, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
+                           fetch=lambda idx: {"x": x[idx], "y": y[idx], "x_lab": x[idx], "y_lab": y[idx]})
+
+
+def build(name):
+    torch.manual_seed(0)
+    return gan_zoo.get_model(name, channels=1, resolution=16, **TINY[name])
+
+
+class Finite(L.Callback):
+    def __init__(self):
+        self.values = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.values += [v for v in (outputs or {}).values() if torch.is_tensor(v)]
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_bf16_mixed_trains_every_model_on_the_cpu(name):
+    model = build(name)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rec = Finite()
+    tiny_trainer(4, precision="bf16-mixed", callbacks=[rec]).fit(model, tiny_loader())
+    assert rec.values and all(torch.isfinite(v).all() for v in rec.values)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.images_seen == 32
+    x = model.sample(4, seed=0)
+    side = 8 if name == "pggan" else 16  # PGGAN samples at its current stage: 8x8 after 32 images of 16-image phases
+    assert x.shape == (4, 1, side, side) and torch.isfinite(x).all()
+
+
+DDP_SCRIPT = '''
+import json, os, sys
+sys.path.insert(0, {root!r})
+import lightning as L, torch
+from tests.test_all_models import build, tiny_loader
+
+name, out = sys.argv[1], sys.argv[2]
+rank = int(os.environ.get("LOCAL_RANK", 0))  # the launcher sets it in the second process
+
+class Dump(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            self.first = float(batch["x"].sum())
+
+    def on_train_end(self, trainer, pl_module):
+        # parameters only: batch-norm running statistics are per rank by design (DDP broadcasts them from rank 0
+        # at the start of every step, then each rank updates them on its own batch)
+        state = {{k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()}}
+        extra = {{"seen": pl_module.images_seen, "choice": getattr(pl_module, "last_choice", None)}}
+        torch.save({{"state": state, "extra": json.dumps(extra), "first": self.first}},
+                   f"{{out}}/rank{{trainer.global_rank}}.pt")
+
+model = build(name)  # seeded: the same initial weights on both ranks
+L.seed_everything(100 + rank)  # then different latents on each rank, as in a real run
+trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=1,
+                    limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, callbacks=[Dump()])
+trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    r = subprocess.run([sys.executable, str(script), name, str(tmp_path)], capture_output=True, text=True,
+                       timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a["first"] != b["first"]  # the ranks trained on different images
+    ea, eb = json.loads(a["extra"]), json.loads(b["extra"])
+    assert ea == eb and ea["seen"] == 4 * 8 * 2  # the same images-seen count (both ranks' batches), same EGAN choice
+    fresh = dict(build(name).named_parameters())
+    moved = 0
+    for k, v in a["state"].items():
+        assert torch.isfinite(v.float()).all(), k
+        assert torch.equal(v, b["state"][k]), f"{name}: {k} differs between ranks"
+        moved += not torch.equal(v, fresh[k])
+    assert moved > 0  # it trained
