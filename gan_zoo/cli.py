@@ -19,13 +19,14 @@ class UserError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean bad input rather than a bug."""
+    """Exception types that mean bad input (or a diverged fit) rather than a bug: one line, no traceback."""
     from datamodules.base import DataError
+    from gan_zoo.callbacks.divergence import DivergenceError
     from gan_zoo.checkpoint_io import CheckpointError
     from gan_zoo.metrics.extractors import ExtractorError
     from gan_zoo.registry import UnknownNameError
 
-    return (UserError, UnknownNameError, DataError, CheckpointError, ExtractorError)
+    return (UserError, UnknownNameError, DataError, CheckpointError, ExtractorError, DivergenceError)
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

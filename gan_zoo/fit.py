@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
+    from gan_zoo.callbacks.divergence import DivergenceGuard
     from gan_zoo.checkpoint_io import AtomicCheckpointIO, load_checkpoint
     from gan_zoo.registry import get_model_class
 
@@ -260,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                     channels=dm.channels, batch_size=batch_size, num_labeled=num_labeled)
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
-    callbacks = [
+    callbacks = [  # the guard first: a non-finite loss stops the fit before that batch's checkpoint
+        DivergenceGuard(out / "checkpoints" / "last.ckpt"),
         ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images, max_images),
     ]
     if dm.is_image:

@@ -52,7 +52,7 @@ class EnsembleSGAN(GANModule):
     default_batch_size = 256  # split over the pairs: 64 per local pair at the default N = 4
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
-                 ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int = 1,
+                 ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int = 20,
                  pair_seed: int = 0, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
                  beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if n_pairs < 1 or messenger_sync < 1:

@@ -1,0 +1,109 @@
+"""Interruption and divergence: SIGKILL mid-fit and resume, a kill during a checkpoint write, a NaN loss."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_zoo.checkpoint_io import load_checkpoint
+from gan_zoo.fit import cli
+from tests.test_datamodules import write_mnist
+from tests.test_fit import SMALL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(tmp_path):
+    write_mnist(tmp_path / "data", n_train=480)  # 30 batches of 16 per epoch
+    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+              str(tmp_path / "data"), "--logger", "none", "--seed", "3", "--max-images", "4800",
+              "--ckpt-every-images", "400", *SMALL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([*common, "--out", str(tmp_path / "full")], capture_output=True, text=True, env=env)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    last = run / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([*common, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the fit finished before it could be killed"
+    ckpt = load_checkpoint(last)  # intact: written atomically
+    seen = ckpt["gan_zoo"]["images_seen"]
+    assert 400 <= seen < 4800 and seen % 16 == 0
+
+    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert b["gan_zoo"]["images_seen"] == 4800
+    for k in a["state_dict"]:  # at most the work since the last checkpoint was redone, and redone exactly
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+KILL_DURING_WRITE = '''
+import os, signal, sys, torch
+sys.path.insert(0, {root!r})
+import gan_zoo.checkpoint_io as cio
+path = {path!r}
+cio.atomic_torch_save({{"step": 1, "w": torch.ones(1000)}}, path)  # the previous, good checkpoint
+real_save = torch.save
+
+def save_then_die(obj, f):
+    f.write(b"half a checkpoint")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = save_then_die
+cio.atomic_torch_save({{"step": 2, "w": torch.zeros(1000)}}, path)
+'''
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
+    path = tmp_path / "last.ckpt"
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_DURING_WRITE.format(root=str(ROOT), path=str(path)))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True)
+    assert r.returncode == -signal.SIGKILL
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 1 and torch.equal(ckpt["w"], torch.ones(1000))
+    # the half-written temporary file is beside it, never under the checkpoint's name
+    assert [p.name for p in tmp_path.glob(".last.ckpt.*.tmp")] and path.stat().st_size > 1000
+
+
+def test_a_nan_loss_stops_the_fit_with_its_name_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                                               capsys):
+    from gan_zoo.models.dcgan import DCGAN
+
+    write_mnist(tmp_path / "data", n_train=160)
+    calls = {"n": 0}
+    real_g_loss = DCGAN.g_loss
+
+    def g_loss(self, fake_scores):
+        calls["n"] += 1
+        loss = real_g_loss(self, fake_scores)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(DCGAN, "g_loss", g_loss)
+    run = tmp_path / "run"
+    code = cli(["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+                "--max-images", "160", "--ckpt-every-images", "32", "--out", str(run), *SMALL])
+    err = capsys.readouterr().err
+    assert code == 2
+    line = [ln for ln in err.splitlines() if ln.startswith("error:")][0]
+    assert "loss_g = nan" in line and "batch 4 of epoch 0 (80 images seen)" in line
+    assert str(run / "checkpoints" / "last.ckpt") in line
+    assert "Traceback" not in err
+    ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ckpt["gan_zoo"]["images_seen"] == 64  # the checkpoint of batch 4, before the NaN
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
