@@ -107,3 +107,45 @@ def test_a_nan_loss_stops_the_fit_with_its_name_and_step_and_keeps_the_last_good
     ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["gan_zoo"]["images_seen"] == 64  # the checkpoint of batch 4, before the NaN
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_fp16_gradient_scaler_with_manual_optimization_skips_inf_steps():
+    """16-mixed through a CPU GradScaler (Lightning's MixedPrecision plugin): manual_backward scales the losses, a
+    step whose gradients hold an Inf is skipped (its network unchanged) and the scale backs off; the others apply."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    import gan_zoo
+    from gan_zoo.models.dcgan import DCGAN
+    from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
+
+    torch.manual_seed(0)
+    model = gan_zoo.get_model("dcgan", resolution=16, ngf=8, ndf=8, latent_dim=8)
+    calls = {"n": 0}
+
+    def g_loss(self, fake_scores):
+        calls["n"] += 1
+        loss = DCGAN.g_loss(self, fake_scores)
+        return loss * float("inf") if calls["n"] == 2 else loss
+
+    model.g_loss = g_loss.__get__(model)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    rec = StepRecorder()
+    scales = []
+
+    class Snap(__import__("lightning").Callback):
+        def on_train_batch_end(self, trainer, pl_module, *a):
+            scales.append(scaler.get_scale())
+            snaps.append({n: p.detach().clone() for n, p in pl_module.named_parameters()})
+
+    snaps = []
+    plugin = MixedPrecision(precision="16-mixed", device="cpu", scaler=scaler)
+    tiny_trainer(3, plugins=[plugin], callbacks=[rec, Snap()]).fit(model, random_loader(1, 16))
+    g, d = param_names(model.generator, "generator"), param_names(model.discriminator, "discriminator")
+    # optimizer 0 = G, 1 = D; per batch: D step then G step. Batch 2's G step had Inf gradients: the scaler skipped
+    # the optimizer's step altogether (G unchanged over batch 2) and backed the scale off; every other step applied.
+    assert [i for i, _ in rec.steps] == [1, 0, 1, 1, 0]
+    assert rec.steps[0][1] == d and rec.steps[1][1] == g and rec.steps[2][1] == d and rec.steps[4][1] == g
+    assert all(torch.equal(snaps[0][n], snaps[1][n]) for n in g)
+    assert not any(torch.equal(snaps[0][n], snaps[1][n]) for n in d if "weight" in n)
+    assert scales[1] < scales[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
