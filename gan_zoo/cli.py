@@ -92,13 +92,17 @@ def add_hparams(parser: argparse.ArgumentParser, cls, skip: set[str], title: str
     """Add one ``--name`` option per hyperparameter of ``cls`` (bools as ``--x/--no-x``); return their names."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls.__init__)
-    helps = docstring_args(cls)
+    helps = {}
+    for c in reversed(cls.__mro__):  # a subclass may document only what it changes
+        helps.update(docstring_args(c) if c.__doc__ else {})
     names = []
     for name, p in init_params(cls).items():
         if name in skip:
             continue
         tp, is_bool = _parser_for(hints.get(name, type(p.default) if p.default is not None else str))
-        help_text = f"{helps.get(name, '')} (default: {p.default})".strip()
+        default = p.default if p.default is not None else getattr(cls, f"default_{name}", None)
+        # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from repeating a raw default of None
+        help_text = f"{helps.get(name, '')} (default: {default})".strip().replace("%", "%%") + "%(default).0s"
         flag = "--" + name.replace("_", "-")
         if is_bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=p.default,

@@ -56,7 +56,7 @@ class BiGAN(GANModule):
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
-    default_unary, default_loss, default_d_steps, default_sn = False, "bce", 1, False
+    default_unary, default_loss, default_d_steps, default_spectral_norm = False, "bce", 1, False
 
     def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 64, ngf: int = 64, nef: int = 64,
                  ndf: int = 64, d_hidden: int = 256, unary: bool | None = None, loss: str | None = None,
@@ -67,7 +67,7 @@ class BiGAN(GANModule):
         unary = self.default_unary if unary is None else unary
         loss = self.default_loss if loss is None else loss
         d_steps = self.default_d_steps if d_steps is None else d_steps
-        spectral_norm = self.default_sn if spectral_norm is None else spectral_norm
+        spectral_norm = self.default_spectral_norm if spectral_norm is None else spectral_norm
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if d_steps < 1:
@@ -193,4 +193,4 @@ class BigBiGAN(BiGAN):
     """BigBiGAN-lite: F on x, H on z, J on both, three linear score heads (s_x, s_z, s_xz), a hinge loss per score,
     2 D steps per E+G step, spectral norm in D. Arguments as for ``bigan``."""
 
-    default_unary, default_loss, default_d_steps, default_sn = True, "hinge", 2, True
+    default_unary, default_loss, default_d_steps, default_spectral_norm = True, "hinge", 2, True
