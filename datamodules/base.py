@@ -202,10 +202,19 @@ class ResumableLoader:
         self.epoch = epoch
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}
+        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "batch_size": self.batch_size,
+                "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
-        self._resume = (int(state["epoch"]), int(state["consumed"]))
+        """Resume where the checkpointed loader stopped. Across a change of world size or batch size (a DDP
+        checkpoint resumed on one device, or the reverse) the position carries over in images: ranks take interleaved
+        slices of one shuffled order, so ``consumed`` batches on each of ``w`` ranks are exactly the first
+        ``consumed * batch_size * w`` images of it; the new loader starts at the batch holding that image."""
+        consumed = int(state["consumed"])
+        bs, world = int(state.get("batch_size", self.batch_size)), int(state.get("world_size", self.world_size))
+        if (bs, world) != (self.batch_size, self.world_size):
+            consumed = consumed * bs * world // (self.batch_size * self.world_size)
+        self._resume = (int(state["epoch"]), consumed)
 
     def _order(self) -> Tensor:
         if self.shuffle:

@@ -149,3 +149,39 @@ def test_fp16_gradient_scaler_with_manual_optimization_skips_inf_steps():
     assert not any(torch.equal(snaps[0][n], snaps[1][n]) for n in d if "weight" in n)
     assert scales[1] < scales[0]
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_loader_position_carries_over_between_world_sizes():
+    from datamodules.base import ResumableLoader
+
+    fetch = lambda idx: {"i": idx}  # noqa: E731
+    ranks = [ResumableLoader(n=64, batch_size=4, seed=1, fetch=fetch, rank=r, world_size=2) for r in range(2)]
+    seen = set()
+    for loader in ranks:
+        it = iter(loader)
+        for _ in range(3):  # 3 batches on each of 2 ranks: 24 images
+            seen |= set(next(it)["i"].tolist())
+    single = ResumableLoader(n=64, batch_size=4, seed=1, fetch=fetch)
+    single.load_state_dict(ranks[0].state_dict())
+    rest = [i for b in single for i in b["i"].tolist()]
+    assert len(rest) == 64 - 24 and not seen & set(rest) and seen | set(rest) == set(range(64))
+
+
+DDP_RESUME = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp_find_unused_parameters_true"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first,second", [("ddp", "single"), ("single", "ddp")])
+def test_a_ddp_checkpoint_resumes_on_one_device_and_the_reverse(tmp_path, first, second):
+    write_mnist(tmp_path / "data", n_train=256)
+    run = tmp_path / "run"
+    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+              str(tmp_path / "data"), "--logger", "none", "--out", str(run), *SMALL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for mode, images, extra in ((first, "64", []), (second, "192", ["--ckpt-path", "last"])):
+        cmd = [*common, "--max-images", images, *extra, *(DDP_RESUME if mode == "ddp" else [])]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
+        assert ckpt["gan_zoo"]["images_seen"] == int(images)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
