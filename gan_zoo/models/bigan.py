@@ -100,26 +100,23 @@ class BiGAN(GANModule):
         return self.encoder_ema if self.encoder_ema is not None else self.encoder
 
     @torch.no_grad()
-    def encode(self, x: Tensor, batch_size: int = 500) -> Tensor:
-        """Latents (N, latent_dim) of images in [-1, 1], from the EMA encoder (the mean for a stochastic encoder)."""
+    def _run_encoder(self, fn, x: Tensor, batch_size: int) -> Tensor:
+        # fn(encoder, batch) over x in batches, with the EMA encoder in eval mode
         e = self.sampling_encoder
         was = e.training
         e.eval()
         try:
-            return torch.cat([e(b.to(self.device), sample=False) for b in x.split(batch_size)])
+            return torch.cat([fn(e, b.to(self.device)) for b in x.split(batch_size)])
         finally:
             e.train(was)
 
-    @torch.no_grad()
+    def encode(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """Latents (N, latent_dim) of images in [-1, 1], from the EMA encoder (the mean for a stochastic encoder)."""
+        return self._run_encoder(lambda e, b: e(b, sample=False), x, batch_size)
+
     def encoder_features(self, x: Tensor, batch_size: int = 500) -> Tensor:
         """Pooled conv features (N, F) of the EMA encoder: what the linear probe reads."""
-        e = self.sampling_encoder
-        was = e.training
-        e.eval()
-        try:
-            return torch.cat([e.features(b.to(self.device)) for b in x.split(batch_size)])
-        finally:
-            e.train(was)
+        return self._run_encoder(lambda e, b: e.features(b), x, batch_size)
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """``G(E(x))`` with the EMA networks, in [-1, 1]."""
