@@ -159,3 +159,17 @@ def test_fit_writes_reconstruction_grids_and_logs_the_probe(tmp_path):
     probe = cbs[1].history[-1]
     assert set(probe) == {"metrics/probe_acc", "metrics/probe_z_acc", "train/kimg"}
     assert probe["metrics/probe_acc"] > 50.0  # brightness classes are linearly separable even for a barely trained E
+
+
+def test_probe_on_a_model_without_an_encoder_is_a_clear_error(tmp_path, capsys):
+    from gan_zoo.evaluate import cli as evaluate_cli
+    from gan_zoo.fit import cli as fit_cli
+
+    assert fit_cli(["--model", "dcgan", "--data", "ring8", "--max-images", "64", "--logger", "none", "--metrics",
+                    "none", "--no-progress-bar", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert evaluate_cli(["--ckpt", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--metrics", "probe"]) == 2
+    err = capsys.readouterr().err
+    assert "encoder" in err and "bigan" in err and "Traceback" not in err
+    assert fit_cli(["--model", "bigbigan", "--loss", "l1", "--max-images", "64", "--out", str(tmp_path / "b")]) == 2
+    assert "hinge" in capsys.readouterr().err

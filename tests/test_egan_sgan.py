@@ -229,3 +229,14 @@ def test_egan_and_sgan_run_on_images():
         tiny_trainer(2).fit(model, random_loader(1, 16))
         assert model.sample(4, seed=0).shape == (4, 1, 16, 16)
         assert model.images_seen == 16
+
+
+def test_bad_options_end_in_one_clear_line(tmp_path, capsys):
+    from gan_zoo.fit import cli
+
+    base = ["--data", "ring8", "--max-images", "64", "--logger", "none", "--no-progress-bar", "--out", str(tmp_path)]
+    assert cli(["--model", "egan", "--mutations", "minimax,wasserstein", *base]) == 2
+    err = capsys.readouterr().err
+    assert "wasserstein" in err and "least_squares" in err and "Traceback" not in err
+    assert cli(["--model", "sgan", "--n-pairs", "0", *base]) == 2
+    assert "n_pairs" in capsys.readouterr().err
