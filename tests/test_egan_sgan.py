@@ -67,8 +67,8 @@ def test_children_start_from_the_parents_weights_and_adam_state_and_the_fittest_
     fits = iter([(torch.tensor(0.1), torch.tensor(0.0)), (torch.tensor(0.2), torch.tensor(1.0)),
                  (torch.tensor(0.9), torch.tensor(-1.0))] * 4)  # fitness 0.1, 0.7, 0.4: heuristic wins
 
-    def fitness(child, real, z):
-        orig_fitness(child, real, z)
+    def fitness(child, real, z, *rest):
+        orig_fitness(child, real, z, *rest)
         stepped.append({k: v.clone() for k, v in child.state_dict().items()})
         return next(fits)
 

@@ -10,7 +10,8 @@ parent's weights **and Adam state** and taking one G step against the current D 
 
 then is scored by ``F = F_q + gamma * F_d`` on an evaluation batch: ``F_q = mean D(G_child(z))`` and
 ``F_d = -log ||grad_D L_D||`` with ``L_D`` D's BCE loss on the real batch versus the child's samples, taken with
-``torch.autograd.grad`` at the pre-update D (D is never stepped nor its ``.grad`` touched). The ``mu`` fittest
+``torch.autograd.grad`` at the pre-update D (D is never stepped nor its ``.grad`` touched; the real half of the
+gradient is computed once per generation). The ``mu`` fittest
 children (weights and Adam state) become the parents. That is the paper's Algorithm 1 loop: ``n_D`` D steps, then one
 generation. Under DDP the fitness is averaged over ranks before the choice, so every rank keeps the same children.
 """
@@ -117,22 +118,34 @@ class EGAN(GANModule):
 
     # --- one generation ----------------------------------------------------------------------------------------------
 
-    def fitness(self, child: nn.Module, real: Tensor, z_eval: Tensor) -> tuple[Tensor, Tensor]:
-        """``(F_q, F_d)`` of a child at the current (pre-update) D. Leaves D's parameters, ``.grad`` and buffers
-        (batch-norm statistics) as they were."""
+    def _d_grads(self, loss_fn, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        # (D's scores on x, gradient of loss_fn(scores) w.r.t. D's parameters); D's buffers and .grad untouched
         d = self.discriminator
-        d_params = [p for p in d.parameters() if p.requires_grad]
         buffers = [b.clone() for b in d.buffers()]
-        with torch.no_grad():
-            fake = child(z_eval)
-        s_fake = d(fake)
-        f_q = torch.sigmoid(s_fake).mean().detach()
-        loss_d = bce_d_loss(d(real), s_fake)
-        grads = torch.autograd.grad(loss_d, d_params)
+        scores = d(x)
+        grads = torch.autograd.grad(loss_fn(scores), [p for p in d.parameters() if p.requires_grad])
         for b, saved in zip(d.buffers(), buffers):
             b.copy_(saved)
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        return f_q, -torch.log(norm).detach()
+        return scores.detach(), list(grads)
+
+    def real_grads(self, real: Tensor) -> list[Tensor]:
+        """Gradient of the real half of D's BCE loss, ``-mean log D(x)``: the same for every child of a generation."""
+        return self._d_grads(lambda s: F.softplus(-s).mean(), real)[1]
+
+    def fitness(self, child: nn.Module, real: Tensor, z_eval: Tensor,
+                real_grads: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """``(F_q, F_d)`` of a child at the current (pre-update) D: ``F_q = mean D(G(z))``, ``F_d = -log ||grad_D
+        L_D||`` with ``L_D = -mean log D(x) - mean log(1 - D(G(z)))``. The real half's gradient does not depend on the
+        child: pass ``real_grads`` to reuse it. Leaves D's parameters, ``.grad`` and buffers as they were."""
+        if real_grads is None:
+            real_grads = self.real_grads(real)
+        with torch.no_grad():
+            fake = child(z_eval)
+        s_fake, fake_grads = self._d_grads(lambda s: F.softplus(s).mean(), fake)
+        f_q = torch.sigmoid(s_fake).mean()
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a + b)
+                                                     for a, b in zip(real_grads, fake_grads)]))
+        return f_q, -torch.log(norm)
 
     def _reduce_mean(self, t: Tensor) -> Tensor:
         if self._trainer is not None and self.trainer.world_size > 1:
@@ -144,9 +157,10 @@ class EGAN(GANModule):
         n = real.shape[0]
         hp = self.hparams
         members = self.generator.members
-        children = []  # (fitness, f_q, f_d, mutation, weights, optimizer state)
+        children = []  # [F_q, F_d, mutation, weights, optimizer state, mutation loss]
         z_eval = self.sample_latent(n, device=real.device)
-        for i, (g, opt) in enumerate(zip(members, opt_gs)):
+        g_real = self.real_grads(real)  # D is the same for every child: its real-data gradient once per generation
+        for g, opt in zip(members, opt_gs):
             params = list(g.parameters())
             inner = getattr(opt, "optimizer", opt)
             parent_w, parent_s = _weights(g), _opt_state(inner, params)
@@ -159,7 +173,7 @@ class EGAN(GANModule):
                 self.manual_backward(loss)
                 opt.step()
                 self.discriminator.requires_grad_(True)
-                f_q, f_d = self.fitness(g, real, z_eval)
+                f_q, f_d = self.fitness(g, real, z_eval, g_real)
                 children.append([f_q, f_d, kind, _weights(g), _opt_state(inner, params), loss.detach()])
         # the choice: fitness averaged over ranks so that every rank keeps the same children
         f_q = self._reduce_mean(torch.stack([c[0] for c in children]))
