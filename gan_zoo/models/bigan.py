@@ -15,12 +15,10 @@ D step sees its own real images.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import Tensor
 
-from gan_zoo.base import GANModule, ema_step_
+from gan_zoo.base import GANModule
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.bigan import Encoder, JointDiscriminator
@@ -52,7 +50,7 @@ class BiGAN(GANModule):
         lr_e_mult: E's learning rate as a multiple of G's (BigBiGAN found 10 helped).
         beta1: Adam beta1.
         beta2: Adam beta2.
-        ema_decay: decay of the EMA of G and E used by sample(), encode() and reconstruct() (0 = off).
+        ema_decay: decay of the EMA of G used by sample() and reconstruct() (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
@@ -79,10 +77,8 @@ class BiGAN(GANModule):
         self.encoder = Encoder(channels, resolution, latent_dim, nef, stochastic_encoder)
         self.discriminator = JointDiscriminator(channels, resolution, latent_dim, ndf, d_hidden, unary, d_dropout,
                                                 spectral_norm)
-        self.init_ema()
-        self.encoder_ema = None
-        if ema_decay > 0:
-            self.encoder_ema = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.init_ema()  # of G only: an EMA of the encoder's weights does not match the batch-norm statistics it
+        # would inherit from the trained encoder (its latents came out at half the trained encoder's scale)
         self.save_hyperparameters()  # records the resolved unary / loss / d_steps / spectral_norm
 
     # --- losses ------------------------------------------------------------------------------------------------------
@@ -95,14 +91,10 @@ class BiGAN(GANModule):
 
     # --- encoder API -------------------------------------------------------------------------------------------------
 
-    @property
-    def sampling_encoder(self):
-        return self.encoder_ema if self.encoder_ema is not None else self.encoder
-
     @torch.no_grad()
     def _run_encoder(self, fn, x: Tensor, batch_size: int) -> Tensor:
-        # fn(encoder, batch) over x in batches, with the EMA encoder in eval mode
-        e = self.sampling_encoder
+        # fn(encoder, batch) over x in batches, with the encoder in eval mode
+        e = self.encoder
         was = e.training
         e.eval()
         try:
@@ -111,15 +103,15 @@ class BiGAN(GANModule):
             e.train(was)
 
     def encode(self, x: Tensor, batch_size: int = 500) -> Tensor:
-        """Latents (N, latent_dim) of images in [-1, 1], from the EMA encoder (the mean for a stochastic encoder)."""
+        """Latents (N, latent_dim) of images in [-1, 1] (the mean for a stochastic encoder)."""
         return self._run_encoder(lambda e, b: e(b, sample=False), x, batch_size)
 
     def encoder_features(self, x: Tensor, batch_size: int = 500) -> Tensor:
-        """Pooled conv features (N, F) of the EMA encoder: what the linear probe reads."""
+        """Pooled conv features (N, F) of the encoder: what the linear probe reads."""
         return self._run_encoder(lambda e, b: e.features(b), x, batch_size)
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        """``G(E(x))`` with the EMA networks, in [-1, 1]."""
+        """``G(E(x))`` with the EMA generator, in [-1, 1]."""
         return self.generate(self.encode(x))
 
     # --- the loop ----------------------------------------------------------------------------------------------------
@@ -154,18 +146,6 @@ class BiGAN(GANModule):
         self.count_images(n)
         self.log_train(logs, {"d": logs["loss/d"]})
         return {"loss_d": logs["loss/d"]}
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.encoder_ema is not None:
-            ema_step_(self.encoder_ema, self.encoder, self.ema_decay, self.ema_updates)
-        super().update_ema()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if getattr(self, "encoder_ema", None) is not None:
-            self.encoder_ema.eval()
-        return self
 
     def configure_optimizers(self):
         hp = self.hparams
