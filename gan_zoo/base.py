@@ -100,6 +100,16 @@ class GANModule(L.LightningModule):
         ema_step_(self.generator_ema, self.generator, self.ema_decay, self.ema_updates)
         self.ema_updates += 1
 
+    # --- optimizers ----------------------------------------------------------------------------------------------
+
+    def adam(self, params, lr: float | None = None, d: bool = False) -> torch.optim.Adam:
+        """Adam over ``params`` with the model's ``beta1`` / ``beta2`` (as floats: torch rejects an int 0 in betas);
+        ``lr`` defaults to the model's ``lr``, or with ``d=True`` to ``lr_d`` when that is set."""
+        hp = self.hparams
+        if lr is None:
+            lr = hp.lr_d if d and hp.get("lr_d") is not None else hp.lr
+        return torch.optim.Adam(params, lr=lr, betas=(float(hp.beta1), float(hp.beta2)))
+
     # --- progress ----------------------------------------------------------------------------------------------------
 
     def count_images(self, batch_size: int) -> None:

@@ -110,9 +110,4 @@ class AlternatingGAN(GANModule):
         return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):
-        hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))  # floats: torch rejects an int 0 in betas
-        lr_d = hp.lr if hp.lr_d is None else hp.lr_d
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas)
-        return opt_g, opt_d
+        return self.adam(self.generator.parameters()), self.adam(self.discriminator.parameters(), d=True)

@@ -149,11 +149,9 @@ class BiGAN(GANModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))
-        opt_eg = torch.optim.Adam([{"params": self.generator.parameters(), "lr": hp.lr},
-                                   {"params": self.encoder.parameters(), "lr": hp.lr * hp.lr_e_mult}], betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr if hp.lr_d is None else hp.lr_d,
-                                 betas=betas)
+        opt_eg = self.adam([{"params": self.generator.parameters(), "lr": hp.lr},
+                            {"params": self.encoder.parameters(), "lr": hp.lr * hp.lr_e_mult}])
+        opt_d = self.adam(self.discriminator.parameters(), d=True)
         return opt_eg, opt_d
 
     def default_callbacks(self, dm, out) -> list:

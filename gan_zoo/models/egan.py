@@ -213,9 +213,5 @@ class EGAN(GANModule):
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):
-        hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))
-        opt_gs = [torch.optim.Adam(g.parameters(), lr=hp.lr, betas=betas) for g in self.generator.members]
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr if hp.lr_d is None else hp.lr_d,
-                                 betas=betas)
-        return [*opt_gs, opt_d]
+        return [*(self.adam(g.parameters()) for g in self.generator.members),
+                self.adam(self.discriminator.parameters(), d=True)]

@@ -88,10 +88,8 @@ class SelfGAN(GANModule):
         return {"loss": logs["loss/self"]}
 
     def configure_optimizers(self):
-        hp = self.hparams
         # one optimizer over G and D together
-        return torch.optim.Adam(list(self.generator.parameters()) + list(self.discriminator.parameters()),
-                                lr=hp.lr, betas=(float(hp.beta1), float(hp.beta2)))
+        return self.adam(list(self.generator.parameters()) + list(self.discriminator.parameters()))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -191,12 +191,9 @@ class EnsembleSGAN(GANModule):
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):
-        hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))
-        lr_d = hp.lr if hp.lr_d is None else hp.lr_d
-        adam = lambda m, lr: torch.optim.Adam(m.parameters(), lr=lr, betas=betas)  # noqa: E731
-        return ([adam(g, hp.lr) for g in self.local_generators] + [adam(d, lr_d) for d in self.local_discriminators]
-                + [adam(m, lr_d) for m in self.messengers] + [adam(self.generator, hp.lr), adam(self.discriminator, lr_d)])
+        g = [self.adam(m.parameters()) for m in (*self.local_generators,)]
+        d = [self.adam(m.parameters(), d=True) for m in (*self.local_discriminators, *self.messengers)]
+        return g + d + [self.adam(self.generator.parameters()), self.adam(self.discriminator.parameters(), d=True)]
 
     # --- checkpoint state: the cadence and the local latent streams ----------------------------------------------------
 
