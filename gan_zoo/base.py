@@ -140,6 +140,18 @@ class GANModule(L.LightningModule):
             self.generator_ema.eval()  # the EMA generator never trains; keep its BN in inference mode
         return self
 
+    # --- pretrained export ----------------------------------------------------------------------------------------
+
+    def export_modules(self) -> dict[str, nn.Module]:
+        """The modules a pretrained export keeps (attribute name -> module): the sampling generator. Models that
+        serve another purpose too add theirs (an encoder, a classifier)."""
+        name = "generator_ema" if self.generator_ema is not None else "generator"
+        return {name: getattr(self, name)}
+
+    def restore_progress(self, images_seen: int) -> None:
+        """Set the images-seen counter of a model built from an export (schedules follow it)."""
+        self.images_seen = int(images_seen)
+
     # --- checkpoint state --------------------------------------------------------------------------------------------
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -41,27 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_model(args):
-    """The model and the data info it was trained with, from ``--ckpt`` (or ``--pretrained``)."""
+def load_training_checkpoint(path: str, device: str = "cpu"):
+    """``(model, data info, images seen)`` from a fit.py checkpoint, verified and in eval mode."""
     from gan_zoo.checkpoint_io import CheckpointError, load_checkpoint
     from gan_zoo.registry import get_model_class
 
-    if args.pretrained:
-        try:
-            from gan_zoo.pretrained import load_pretrained  # the model zoo
-        except ImportError:
-            raise UserError("no pretrained models are shipped yet: evaluate a training checkpoint with --ckpt")
-        model = load_pretrained(args.pretrained, device=args.device)
-        return model, dict(getattr(model, "pretrained_meta", {}).get("data", {})), 0
-    ckpt = load_checkpoint(args.ckpt)
+    ckpt = load_checkpoint(path)
     cls = get_model_class(ckpt["gan_zoo"]["model"])
     try:
         model = cls(**ckpt.get("hyper_parameters", {}))
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{args.ckpt} does not match model {cls.model_name}: {str(e).splitlines()[0]}") from e
-    model.images_seen = int(ckpt["gan_zoo"].get("images_seen", 0))
-    return model.to(args.device).eval(), dict(ckpt["gan_zoo"].get("data") or {}), model.images_seen
+        raise CheckpointError(f"{path} does not match model {cls.model_name}: {str(e).splitlines()[0]}") from e
+    model.restore_progress(int(ckpt["gan_zoo"].get("images_seen", 0)))
+    return model.to(device).eval(), dict(ckpt["gan_zoo"].get("data") or {}), model.images_seen
+
+
+def load_model(args):
+    """The model and the data info it was trained with, from ``--ckpt`` or ``--pretrained``."""
+    if args.pretrained:
+        from gan_zoo.pretrained import load_pretrained
+
+        model = load_pretrained(args.pretrained, device=args.device)
+        if not hasattr(model, "sample"):
+            raise UserError(f"{args.pretrained!r} is a feature extractor, not a generator")
+        meta = model.pretrained_meta
+        return model, dict(meta.get("data", {})), int(meta.get("images_seen", 0))
+    return load_training_checkpoint(args.ckpt, args.device)
 
 
 def main(argv: list[str] | None = None) -> int:

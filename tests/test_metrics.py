@@ -10,6 +10,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from gan_zoo.metrics import cache as cache_mod
+from gan_zoo import weights as weights_mod
 from gan_zoo.metrics import extractors as ext_mod
 from gan_zoo.metrics.extractors import Extractor, ExtractorError, load_extractor
 from gan_zoo.metrics.image_metrics import MetricSuite, metric_key
@@ -161,7 +162,7 @@ def test_cache_hit_then_rejected_when_corrupt_or_mismatched(tmp_path):
 # --- extractors ------------------------------------------------------------------------------------------------------
 
 def test_shipped_domain_extractors_load_and_are_verified():
-    manifest = json.loads((ext_mod.CHECKPOINTS / "extractors.json").read_text())
+    manifest = json.loads((weights_mod.CHECKPOINTS / "extractors.json").read_text())
     for name in ("fmnist-cnn", "mnist-cnn"):
         e = load_extractor(name)
         assert e.sha256 == manifest[name]["sha256"] and manifest[name]["file"].startswith(f"{name}-{e.sha256[:8]}")
@@ -171,14 +172,16 @@ def test_shipped_domain_extractors_load_and_are_verified():
 
 
 def test_corrupt_extractor_file_is_refused(tmp_path, monkeypatch):
-    src = ext_mod.CHECKPOINTS
+    src = weights_mod.CHECKPOINTS
     manifest = json.loads((src / "extractors.json").read_text())
     (tmp_path / "extractors.json").write_text(json.dumps(manifest))
     f = manifest["fmnist-cnn"]["file"]
     data = bytearray((src / f).read_bytes())
     data[-10] ^= 0xFF
     (tmp_path / f).write_bytes(bytes(data))
-    monkeypatch.setattr(ext_mod, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(weights_mod, "CHECKPOINTS", tmp_path)
+    monkeypatch.setenv("GAN_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GAN_ZOO_WEIGHTS", raising=False)
     with pytest.raises(ExtractorError, match="corrupt"):
         load_extractor("fmnist-cnn")
     with pytest.raises(ExtractorError, match="not found"):

@@ -12,7 +12,6 @@ Every extractor takes images in [-1, 1], ``(N, C, H, W)``, any size, 1 or 3 chan
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,9 +19,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gan_zoo import weights
 from gan_zoo.networks.classifier import DomainCNN
+from gan_zoo.weights import sha256_file
 
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"
 EXTRACTORS = ("fmnist-cnn", "mnist-cnn", "inception")
@@ -31,14 +31,6 @@ DEFAULT_EXTRACTOR = {"fashion_mnist": "fmnist-cnn", "mnist": "mnist-cnn", "mnist
 
 class ExtractorError(ValueError):
     """A feature extractor that cannot be loaded (missing, corrupt or mismatched file); the message says why."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def default_extractor(data: str) -> str:
@@ -109,39 +101,26 @@ class InceptionExtractor(Extractor):
         return feats.reshape(len(x), -1), logits.reshape(len(x), -1)
 
 
-def _extractor_manifest() -> dict:
-    path = CHECKPOINTS / "extractors.json"
+def extractor_manifest() -> dict:
+    """``checkpoints/extractors.json``: the shipped domain extractors with their files, sha256 and accuracy."""
+    path = weights.CHECKPOINTS / "extractors.json"
     if not path.is_file():
         raise ExtractorError(f"no extractor manifest at {path}")
     return json.loads(path.read_text())
 
 
-def _weights_dirs() -> list[Path]:
-    dirs = [CHECKPOINTS]
-    if os.environ.get("GAN_ZOO_WEIGHTS"):
-        dirs.append(Path(os.environ["GAN_ZOO_WEIGHTS"]).expanduser())
-    return dirs
-
-
 def load_domain_cnn(name: str) -> DomainExtractor:
-    entry = _extractor_manifest().get(name)
+    entry = extractor_manifest().get(name)
     if entry is None:
         raise ExtractorError(f"{name!r} is not in checkpoints/extractors.json")
-    for d in _weights_dirs():
-        path = d / entry["file"]
-        if path.is_file():
-            break
-    else:
-        raise ExtractorError(f"{name}: weights file {entry['file']} not found in "
-                             f"{', '.join(str(d) for d in _weights_dirs())}")
-    digest = sha256_file(path)
-    if digest != entry["sha256"]:
-        raise ExtractorError(f"{name}: {path} has sha256 {digest[:16]}..., the manifest says "
-                             f"{entry['sha256'][:16]}...: the file is corrupt or not the shipped one")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net = DomainCNN()
-    net.load_state_dict(state, strict=True)
-    return DomainExtractor(name, net, digest)
+    path = weights.locate(entry["file"], entry["sha256"], name, ExtractorError, entry.get("url"))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = DomainCNN()
+        net.load_state_dict(state, strict=True)
+    except Exception as e:
+        raise ExtractorError(f"{name}: {path} does not load into DomainCNN: {str(e).splitlines()[0]}") from e
+    return DomainExtractor(name, net, entry["sha256"])
 
 
 def inception_path(path: str | os.PathLike | None = None) -> Path:

@@ -110,6 +110,10 @@ class BiGAN(GANModule):
         """Pooled conv features (N, F) of the encoder: what the linear probe reads."""
         return self._run_encoder(lambda e, b: e.features(b), x, batch_size)
 
+    def export_modules(self) -> dict:
+        """A pretrained export keeps the encoder beside the EMA generator."""
+        return {**super().export_modules(), "encoder": self.encoder}
+
     def reconstruct(self, x: Tensor) -> Tensor:
         """``G(E(x))`` with the EMA generator, in [-1, 1]."""
         return self.generate(self.encode(x))

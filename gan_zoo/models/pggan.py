@@ -150,6 +150,10 @@ class PGGAN(GANModule):
         if self.generator_ema is not None:
             self.generator_ema.set_stage(stage.level, stage.alpha)
 
+    def restore_progress(self, images_seen: int) -> None:
+        super().restore_progress(images_seen)
+        self.set_stage(self.schedule.at(self.images_seen))
+
     def real_at(self, x: Tensor, stage: Stage) -> Tensor:
         """Real images at the stage's resolution, blended like G's output during a fade:
         ``alpha * x + (1 - alpha) * upsample(avgpool(x))``."""

@@ -83,6 +83,10 @@ class SemiSupervisedGAN(GANModule):
         d.eval()
         return torch.cat([d(b.to(self.device))[:, : self.num_classes] for b in x.split(batch_size)])
 
+    def export_modules(self) -> dict:
+        """A pretrained export keeps the classifier (the EMA of D) beside the EMA generator."""
+        return {**super().export_modules(), "discriminator_ema": self.discriminator_ema}
+
     def update_d_ema(self) -> None:
         ema_step_(self.discriminator_ema, self.discriminator, self.hparams.d_ema_decay, self.d_ema_updates)
         self.d_ema_updates += 1

@@ -1,0 +1,208 @@
+"""The model zoo: pretrained GANs loadable by name, offline, verified.
+
+    import gan_zoo
+    gan_zoo.list_pretrained()                          # ['bigbigan.fmnist32', 'dcgan.fmnist32', ..., 'fmnist-cnn']
+    model = gan_zoo.load_pretrained("dcgan.fmnist32")   # eval mode, on the CPU
+    images = model.sample(64, seed=0)                   # (64, 1, 32, 32) in [-1, 1]
+
+Entries are listed in ``checkpoints/zoo.json`` (the manifest; ``checkpoints/extractors.json`` lists the metric
+feature extractors, which load by name too and return the extractor). An entry's file is a weights-only export:
+``{"format", "model", "hparams", "data", "images_seen", "state_dict"}`` where ``state_dict`` holds only what the
+model needs for its purpose (the EMA generator; plus the encoder of BiGAN / BigBiGAN and the EMA classifier of the
+semi-supervised GAN; see ``GANModule.export_modules``). Its name is ``<entry>-<first 8 hex digits of sha256>.pt``.
+
+Loading resolves the file through ``gan_zoo.weights.locate`` (``checkpoints/``, ``$GAN_ZOO_WEIGHTS``, the download
+cache, then the entry's URL if it has one), checks its sha256 on every load, reads it with
+``torch.load(weights_only=True)``, builds the model from the recorded hyperparameters and loads every exported module
+strictly (missing, unexpected or mis-shaped tensors are refused with their names). The discriminator and optimizers
+of a loaded model are freshly initialised: an entry is for sampling (encoding, classifying), not for resuming a fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_zoo import weights
+from gan_zoo.checkpoint_io import CheckpointError, atomic_torch_save
+from gan_zoo.registry import UnknownNameError, get_model_class
+
+FORMAT = "gan_zoo.pretrained/1"
+MANIFEST = "zoo.json"
+REQUIRED_FIELDS = ("model", "file", "sha256", "size", "num_params", "hparams", "data", "resolution", "channels",
+                   "images_seen", "metrics", "ci_check", "recipe", "versions", "license")
+
+
+class PretrainedError(CheckpointError):
+    """A zoo entry that cannot be loaded (missing, corrupt, truncated or mismatched file); the message says why."""
+
+
+# --- the manifest ----------------------------------------------------------------------------------------------------
+
+def manifest_path() -> Path:
+    return weights.CHECKPOINTS / MANIFEST
+
+
+def manifest() -> dict[str, dict]:
+    """The zoo manifest (``checkpoints/zoo.json``): entry name -> entry."""
+    path = manifest_path()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PretrainedError(f"the zoo manifest {path} is not valid JSON: {e}") from e
+
+
+def _extractors() -> dict[str, dict]:
+    from gan_zoo.metrics.extractors import extractor_manifest
+
+    try:
+        return extractor_manifest()
+    except Exception:
+        return {}
+
+
+def list_pretrained(kind: str = "all") -> list[str]:
+    """Names of the pretrained entries: ``kind="gan"`` the generators, ``"extractor"`` the metric feature
+    extractors, ``"all"`` both (GANs first)."""
+    if kind not in ("all", "gan", "extractor"):
+        raise ValueError(f"kind must be 'all', 'gan' or 'extractor', got {kind!r}")
+    gans = sorted(manifest()) if kind in ("all", "gan") else []
+    ext = sorted(_extractors()) if kind in ("all", "extractor") else []
+    return gans + ext
+
+
+def pretrained_info(name: str) -> dict:
+    """The manifest entry of ``name`` (a copy); an unknown name lists the valid ones."""
+    entries = manifest()
+    if name in entries:
+        return dict(entries[name])
+    ext = _extractors()
+    if name in ext:
+        return dict(ext[name], kind="extractor")
+    raise UnknownNameError(f"unknown pretrained model {name!r}; available: {', '.join(list_pretrained()) or 'none'}")
+
+
+# --- export ----------------------------------------------------------------------------------------------------------
+
+def export_payload(model, data: dict | None = None) -> dict[str, Any]:
+    """The weights-only export of ``model``: its hyperparameters and the state of ``model.export_modules()``."""
+    modules = model.export_modules()
+    state = {f"{prefix}.{k}": v.detach().cpu().clone() for prefix, m in modules.items()
+             for k, v in m.state_dict().items()}
+    return {"format": FORMAT, "model": model.model_name, "hparams": _plain(dict(model.hparams)),
+            "data": _plain(dict(data or {})), "images_seen": int(model.images_seen), "state_dict": state}
+
+
+def export_pretrained(model, directory: str | os.PathLike, name: str, data: dict | None = None) -> Path:
+    """Write ``model``'s export to ``directory/<name>-<sha8>.pt`` atomically; return the path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        atomic_torch_save(export_payload(model, data), tmp)
+        path = directory / f"{name}-{weights.sha256_file(tmp)[:8]}.pt"
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _plain(obj):
+    """Hyperparameters as JSON / weights_only-safe primitives (tuples become lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"hyperparameter value {obj!r} of type {type(obj).__name__} is not a primitive")
+
+
+# --- loading ---------------------------------------------------------------------------------------------------------
+
+def read_export(path: str | os.PathLike) -> dict:
+    """Read and validate an export file (``weights_only=True``); ``PretrainedError`` with the reason otherwise."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise PretrainedError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise PretrainedError(f"{path} is not a gan_zoo pretrained export (format {found!r}, expected {FORMAT!r}); "
+                              "a training checkpoint is exported with scripts/export_pretrained.py")
+    for key in ("model", "hparams", "state_dict"):
+        if key not in payload:
+            raise PretrainedError(f"{path} has no {key!r} entry")
+    return payload
+
+
+def build_from_export(payload: dict, source: str = "export"):
+    """The model described by ``payload`` with its exported modules loaded strictly."""
+    cls = get_model_class(payload["model"])
+    try:
+        model = cls(**payload["hparams"])
+    except (TypeError, ValueError) as e:
+        raise PretrainedError(f"{source}: cannot build {cls.model_name} from its recorded hyperparameters: {e}") from e
+    state = payload["state_dict"]
+    modules = model.export_modules()
+    for prefix, module in modules.items():
+        sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        try:
+            module.load_state_dict(sub, strict=True)
+        except RuntimeError as e:
+            msg = " ".join(str(e).split())
+            raise PretrainedError(f"{source}: the weights do not match {cls.model_name}.{prefix}: {msg[:400]}") from e
+    extra = sorted(k for k in state if k.split(".")[0] not in modules)
+    if extra:
+        raise PretrainedError(f"{source}: unexpected tensors for {cls.model_name}: {', '.join(extra[:5])}")
+    model.restore_progress(int(payload.get("images_seen", 0)))
+    model.pretrained_meta = {"data": dict(payload.get("data") or {}), "images_seen": payload.get("images_seen", 0)}
+    return model.eval().requires_grad_(False)
+
+
+def num_exported_params(model) -> int:
+    """Number of tensor elements in ``model``'s export (parameters and buffers of the exported modules)."""
+    return sum(v.numel() for m in model.export_modules().values() for v in m.state_dict().values())
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu"):
+    """Load a zoo entry by name (or an export file by path), verified; returns the model in eval mode on ``device``.
+
+    A metric extractor's name (``fmnist-cnn``) returns that extractor."""
+    if name not in manifest() and name in _extractors():
+        from gan_zoo.metrics.extractors import load_extractor
+
+        return load_extractor(name).to(device)
+    path_like = Path(name)
+    if name not in manifest() and path_like.suffix == ".pt" and path_like.is_file():
+        model = build_from_export(read_export(path_like), str(path_like))
+        model.pretrained_meta["source"] = str(path_like)
+        return model.to(device)
+    entry = pretrained_info(name)
+    path = weights.locate(entry["file"], entry["sha256"], name, PretrainedError, entry.get("url"))
+    payload = read_export(path)
+    if payload["model"] != entry["model"]:
+        raise PretrainedError(f"{name}: {path} holds a {payload['model']} model, the manifest says {entry['model']}")
+    model = build_from_export(payload, f"{name} ({path})")
+    model.pretrained_meta.update(name=name, entry=entry, source=str(path))
+    return model.to(device)
+
+
+def write_manifest(entries: dict[str, dict], path: str | os.PathLike | None = None) -> None:
+    """Write the manifest atomically, entries sorted by name."""
+    path = Path(path) if path else manifest_path()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({k: entries[k] for k in sorted(entries)}, indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
