@@ -1,55 +1,151 @@
 #!/usr/bin/env python
-"""Training throughput: the Lightning path against a plain PyTorch loop, side by side in one process.
+"""Training throughput: the Lightning path against a plain PyTorch loop, side by side in one process, for every model.
 
-Both paths run the same networks, losses, optimizers, EMA update and batches; the plain loop is the DCGAN step
-written out by hand. Runs alternate (Lightning, plain, Lightning, ...) so drift in the machine hits both; each
-run times ``--steps`` batches after ``--warmup`` batches; we report the median images/s of each path and the median
-of the per-pair ratios.
+For each model (at its default configuration, 1 channel, 32x32: Fashion-MNIST sized) both paths train the same
+networks with the same losses, optimizers, D/G steps, EMA updates and uint8-to-float batches: (a) the model's
+``training_step`` under a Lightning ``Trainer`` (manual optimization), (b) its plain PyTorch loop from
+``scripts/plain_loops.py`` (``tests/test_plain_loops.py`` proves the two end with bitwise the same weights). Runs
+alternate between the paths (pair r runs Lightning then plain for even r, plain then Lightning for odd r), so drift
+in the machine and any first-run / second-run effect hit both; each run builds a fresh model from the same seed and
+times ``--steps`` batches after ``--warmup`` batches. Reported per model: the median images/s of each path, the median
+of the per-pair ratios Lightning / plain with their min-max (above 1: Lightning faster), and peak memory.
 
-    python scripts/benchmark.py                       # DCGAN on Fashion-MNIST-sized 32x32 batches + canonical 64x64
-    python scripts/benchmark.py --configs canonical64 --steps 20 --repeats 5 --json out.json
+Peak memory (``--memory subprocess``, default): each path runs once more, ``--warmup + --steps`` batches, in a fresh
+Python process; just before the loop (model, optimizers not yet made, loader ready; for Lightning before the Trainer
+is built) the kernel's peak-RSS mark is reset (``/proc/self/clear_refs``) and the resident set size read; after the
+loop, ``peak_rss_delta_mib`` = peak RSS (VmHWM) - that RSS: what training the model adds to the process at its
+peak (optimizer state, activations and autograd buffers, allocator caches, the Trainer and its loops), not counting
+the imported libraries and the model's weights, which are present before. ``peak_rss_mib`` is the whole process's peak.
+A fresh process per measurement keeps memory the allocator retained from an earlier run out of the number. Without
+``/proc/self/clear_refs`` it falls back to ``ru_maxrss`` (then the delta is only right if the run set the peak).
+
+PGGAN is placed at the start of the final 32x32 stabilise phase (``restore_progress``), so every timed step trains the
+full-resolution networks at alpha 1 (its schedule would otherwise spend 60,000 images below 32x32).
+
+    python scripts/benchmark.py                               # every model + the canonical 64x64 DCGAN
+    python scripts/benchmark.py --models dcgan,egan --steps 3 --warmup 1 --repeats 1 --memory none
+    python scripts/benchmark.py --configs canonical64 --steps 20 --repeats 5 --json out.json   # DCGAN configs only
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import gc
 import json
+import os
 import platform
+import resource
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 import gan_zoo  # noqa: E402
+from gan_zoo.registry import get_model_class  # noqa: E402
 from datamodules.base import ResumableLoader  # noqa: E402
-from gan_zoo.losses import bce_d_loss, ns_g_loss  # noqa: E402
+from plain_loops import PLAIN_LOOPS  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
+DEFAULT_BATCH = 64
+NUM_LABELED = 100  # the semi-supervised GAN's labeled pool (its default --num-labeled)
+
+
+@dataclass
+class Spec:
+    """One benchmarked configuration: a model, its hyperparameters and the loader's batch size."""
+
+    label: str
+    kind: str  # "model" (a registered model at its defaults) or "config" (one of CONFIGS)
+    model: str
+    hparams: dict
+    batch_size: int
+    notes: dict = field(default_factory=dict)
+
+
 CONFIGS = {
-    # name: (model hparams, batch size)
+    # name: (model hparams, batch size); DCGAN configurations kept from the first version of this script
     "fmnist32": (dict(channels=1, resolution=32), 64),
     # the canonical DCGAN: 64x64 RGB, nz 100, ngf = ndf = 64, batch 64, Adam 2e-4 / 0.5
     "canonical64": (dict(channels=3, resolution=64, latent_dim=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5), 64),
 }
 
 
-def make_loader(channels: int, resolution: int, batch_size: int, n_batches: int) -> ResumableLoader:
+def model_spec(name: str, batch_size: int | None = None) -> Spec:
+    """A registered model at its defaults, 1 channel, 32x32; batch size: ``batch_size`` or the model's
+    ``default_batch_size`` or 64."""
+    cls = get_model_class(name)
+    bs = batch_size or getattr(cls, "default_batch_size", None) or DEFAULT_BATCH
+    return Spec(label=name, kind="model", model=name, hparams=dict(channels=1, resolution=32), batch_size=int(bs))
+
+
+def config_spec(name: str) -> Spec:
+    hp, bs = CONFIGS[name]
+    return Spec(label=name, kind="config", model="dcgan", hparams=dict(hp), batch_size=bs)
+
+
+def resolve(label: str, batch_size: int | None = None) -> Spec:
+    """``model:<name>`` or ``config:<name>`` (the form the memory probes are given)."""
+    kind, name = label.split(":", 1)
+    return model_spec(name, batch_size) if kind == "model" else config_spec(name)
+
+
+# --- data and models ----------------------------------------------------------------------------------------------
+
+def make_loader(spec: Spec, n_batches: int) -> ResumableLoader:
+    """``n_batches`` batches of random uint8 images converted to [-1, 1] floats per batch, like an in-memory data set;
+    the semi-supervised GAN also gets a labeled batch (``x_lab``, ``y_lab``) from a pool of 100 labeled images."""
+    c, r, bs = spec.hparams.get("channels", 1), spec.hparams.get("resolution", 32), spec.batch_size
     g = torch.Generator().manual_seed(0)
-    n = batch_size * n_batches
-    x = (torch.rand(n, channels, resolution, resolution, generator=g) * 255).to(torch.uint8)
+    n = bs * n_batches
+    x = (torch.rand(n, c, r, r, generator=g) * 255).to(torch.uint8)
+    y = torch.randint(0, 10, (n,), generator=g)
+    labeled = spec.model == "semisupgan"
+    if labeled:
+        lab = torch.randperm(n, generator=g)[:NUM_LABELED] if n >= NUM_LABELED else torch.arange(n)
+        xl, yl = x[lab], y[lab]
 
     def fetch(idx):
-        return {"x": x[idx].float().div_(127.5).sub_(1.0), "y": torch.zeros(len(idx), dtype=torch.long)}
+        batch = {"x": x[idx].float().div_(127.5).sub_(1.0), "y": y[idx]}
+        if labeled:
+            j = idx % len(xl)
+            batch.update(x_lab=xl[j].float().div_(127.5).sub_(1.0), y_lab=yl[j])
+        return batch
 
-    return ResumableLoader(n=n, batch_size=batch_size, seed=0, fetch=fetch)
+    return ResumableLoader(n=n, batch_size=bs, seed=0, fetch=fetch)
 
+
+def build(spec: Spec):
+    """The model from seed 0 (the same initial weights for every run of every path)."""
+    torch.manual_seed(0)
+    model = gan_zoo.get_model(spec.model, **spec.hparams)
+    if spec.model == "pggan":
+        level, fading, start, length = model.schedule.phases[-1]  # the final stabilise phase
+        model.restore_progress(start)
+        spec.notes["pggan_start_images"] = start
+        spec.notes["pggan_stage"] = f"{4 * 2 ** level}x{4 * 2 ** level}, alpha 1, {length} images in the phase"
+    return model
+
+
+def _check_images(model, start: int, spec: Spec, batches: int) -> None:
+    seen = model.images_seen - start
+    if seen != batches * spec.batch_size:
+        raise RuntimeError(f"{spec.label}: {seen} images counted for {batches} batches of {spec.batch_size}")
+
+
+# --- the two paths --------------------------------------------------------------------------------------------------
 
 class _Timer(L.Callback):
     def __init__(self, warmup: int):
@@ -63,76 +159,199 @@ class _Timer(L.Callback):
         self.t1 = time.perf_counter()
 
 
-def run_lightning(hp: dict, bs: int, warmup: int, steps: int) -> float:
-    torch.manual_seed(0)
-    model = gan_zoo.get_model("dcgan", **hp)
+def _trainer(warmup: int, steps: int, callbacks: list) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=warmup + steps, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     num_sanity_val_steps=0, callbacks=callbacks)
+
+
+def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None) -> float:
+    """Images/s of ``steps`` batches of ``training_step`` under a Trainer, after ``warmup`` batches."""
+    model = build(spec) if model is None else model
+    loader = make_loader(spec, warmup + steps) if loader is None else loader
+    start = model.images_seen
     timer = _Timer(warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=warmup + steps,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer])
-    trainer.fit(model, make_loader(hp["channels"], hp["resolution"], bs, warmup + steps))
-    return steps * bs / (timer.t1 - timer.t0)
+    _trainer(warmup, steps, [timer]).fit(model, loader)
+    _check_images(model, start, spec, warmup + steps)
+    return steps * spec.batch_size / (timer.t1 - timer.t0)
 
 
-def run_plain(hp: dict, bs: int, warmup: int, steps: int) -> float:
-    torch.manual_seed(0)
-    model = gan_zoo.get_model("dcgan", **hp)
-    G, D = model.generator, model.discriminator
-    betas = (model.hparams.beta1, model.hparams.beta2)
-    opt_g = torch.optim.Adam(G.parameters(), lr=model.hparams.lr, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=model.hparams.lr, betas=betas)
-    model.train()
-    t0 = None
-    for i, batch in enumerate(make_loader(hp["channels"], hp["resolution"], bs, warmup + steps)):
-        if i == warmup:
-            t0 = time.perf_counter()
-        real = batch["x"]
-        fake = G(torch.randn(real.shape[0], model.latent_dim))
-        loss_d = bce_d_loss(D(real), D(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        D.requires_grad_(False)
-        loss_g = ns_g_loss(D(fake))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        model.update_ema()
-        model.images_seen += real.shape[0]
-    return steps * bs / (time.perf_counter() - t0)
+def run_plain(spec: Spec, warmup: int, steps: int, model=None, loader=None) -> float:
+    """Images/s of ``steps`` batches of the model's plain loop, after ``warmup`` batches."""
+    model = build(spec) if model is None else model
+    loader = make_loader(spec, warmup + steps) if loader is None else loader
+    start = model.images_seen
+    seconds = PLAIN_LOOPS[spec.model](model, loader, warmup, steps)
+    _check_images(model, start, spec, warmup + steps)
+    return steps * spec.batch_size / seconds
+
+
+PATHS = {"lightning": run_lightning, "plain": run_plain}
+
+
+# --- memory ---------------------------------------------------------------------------------------------------------
+
+def _proc_status_kib(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def probe_memory(label: str, path: str, warmup: int, steps: int, batch_size: int | None) -> dict:
+    """Run ``path`` once in this (fresh) process; the peak-RSS increase over the RSS just before the loop."""
+    spec = resolve(label, batch_size)
+    model = build(spec)
+    loader = make_loader(spec, warmup + steps)
+    gc.collect()
+    exact = _reset_peak_rss()
+    before = _proc_status_kib("VmRSS")
+    if before is None:  # no /proc: ru_maxrss only
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    img_s = PATHS[path](spec, warmup, steps, model=model, loader=loader)
+    peak = _proc_status_kib("VmHWM") if exact else None
+    method = "VmHWM reset by /proc/self/clear_refs, minus VmRSS before the loop"
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        method = "ru_maxrss minus the RSS before the loop (an underestimate if the peak came before the loop)"
+    return {"peak_rss_delta_mib": round((peak - before) / 1024, 1), "peak_rss_mib": round(peak / 1024, 1),
+            "rss_before_mib": round(before / 1024, 1), "img_s": img_s, "method": method}
+
+
+def measure_memory(label: str, path: str, args) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", label, path, "--warmup", str(args.warmup),
+           "--steps", str(args.steps)]
+    if args.batch_size:
+        cmd += ["--batch-size", str(args.batch_size)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --- the comparison -------------------------------------------------------------------------------------------------
+
+def compare(spec: Spec, args) -> dict:
+    lit, plain = [], []
+    for r in range(args.repeats):
+        order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
+        for path in order:
+            (lit if path == "lightning" else plain).append(PATHS[path](spec, args.warmup, args.steps))
+        print(f"{spec.label} pair {r + 1}/{args.repeats} ({order[0]} first): lightning {lit[-1]:.1f} img/s, "
+              f"plain {plain[-1]:.1f} img/s", file=sys.stderr, flush=True)
+    ratios = [a / b for a, b in zip(lit, plain)]
+    res = {"model": spec.model, "batch_size": spec.batch_size, "hparams": spec.hparams, **spec.notes,
+           "lightning_img_s": statistics.median(lit), "plain_img_s": statistics.median(plain),
+           "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+           "lightning_runs": lit, "plain_runs": plain, "ratios": ratios}
+    if args.memory == "subprocess":
+        res["memory"] = {p: measure_memory(f"{spec.kind}:{spec.label}", p, args) for p in PATHS}
+    mem = res.get("memory", {})
+    mem_txt = ", ".join(f"{p} +{m['peak_rss_delta_mib']:.0f} MiB" for p, m in mem.items() if "peak_rss_delta_mib" in m)
+    print(f"{spec.label}: lightning {res['lightning_img_s']:.1f} img/s, plain {res['plain_img_s']:.1f} img/s, "
+          f"ratio {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, max {res['ratio_max']:.3f})"
+          + (f"; peak RSS {mem_txt}" if mem_txt else ""), flush=True)
+    return res
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        r = subprocess.run(["git", *args], capture_output=True, text=True, cwd=str(ROOT), timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(argv: list[str]) -> dict:
+    import numpy
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "machine": {"cpu": _cpu_name(), "arch": platform.machine(), "cpu_count": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                    "gpu_used": False},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
+                     "numpy": numpy.__version__, "gan_zoo_commit": _git("rev-parse", "HEAD"),
+                     "gan_zoo_dirty": bool(status) if status is not None else None},
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": shlex.join(["python", os.path.relpath(Path(__file__).resolve(), Path.cwd()), *argv]),
+    }
+
+
+def _split(value: str | None) -> list[str]:
+    return [] if value is None or value.strip().lower() in ("", "none") else [v.strip() for v in value.split(",")
+                                                                              if v.strip()]
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", default="fmnist32,canonical64", help=f"comma list of {', '.join(CONFIGS)}")
+    p.add_argument("--models", default=None,
+                   help="comma list of registered models at their defaults (1x32x32), or 'none'; default: all, "
+                        "unless only --configs is given")
+    p.add_argument("--configs", default=None,
+                   help=f"comma list of DCGAN configurations ({', '.join(CONFIGS)}), or 'none'; default: canonical64, "
+                        "unless only --models is given")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size for every --models entry (default: the model's default_batch_size, else 64)")
     p.add_argument("--steps", type=int, default=30, help="timed batches per run")
     p.add_argument("--warmup", type=int, default=5, help="untimed batches per run")
-    p.add_argument("--repeats", type=int, default=5, help="runs per path")
+    p.add_argument("--repeats", type=int, default=5, help="runs per path (pairs)")
+    p.add_argument("--memory", choices=("subprocess", "none"), default="subprocess",
+                   help="peak-memory measurement: one fresh process per model and path (default), or none")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--probe-memory", nargs=2, metavar=("SPEC", "PATH"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    results = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-               "torch": torch.__version__, "lightning": L.__version__, "python": platform.python_version(),
-               "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "warmup": args.warmup,
-               "repeats": args.repeats, "configs": {}}
-    for name in args.configs.split(","):
+    if args.steps < 1 or args.warmup < 0 or args.repeats < 1:
+        p.error("--steps and --repeats must be >= 1, --warmup >= 0")
+
+    if args.probe_memory:
+        print(json.dumps(probe_memory(*args.probe_memory, args.warmup, args.steps, args.batch_size)))
+        return 0
+
+    if args.models is None and args.configs is None:
+        models, configs = gan_zoo.list_models(), ["canonical64"]
+    else:  # only what was asked for: `--configs canonical64` alone runs that configuration, as it always did
+        models, configs = _split(args.models), _split(args.configs)
+    valid = gan_zoo.list_models()
+    for name in models:
+        if name not in valid:
+            print(f"error: unknown model {name!r}; valid: {', '.join(valid)}", file=sys.stderr)
+            return 2
+    for name in configs:
         if name not in CONFIGS:
             print(f"error: unknown config {name!r}; valid: {', '.join(CONFIGS)}", file=sys.stderr)
             return 2
-        hp, bs = CONFIGS[name]
-        lit, plain = [], []
-        for r in range(args.repeats):
-            lit.append(run_lightning(hp, bs, args.warmup, args.steps))
-            plain.append(run_plain(hp, bs, args.warmup, args.steps))
-            print(f"{name} run {r + 1}/{args.repeats}: lightning {lit[-1]:.1f} img/s, plain {plain[-1]:.1f} img/s",
-                  file=sys.stderr)
-        ratios = [a / b for a, b in zip(lit, plain)]
-        res = {"batch_size": bs, "hparams": hp, "lightning_img_s": statistics.median(lit),
-               "plain_img_s": statistics.median(plain), "ratio_median": statistics.median(ratios),
-               "ratio_min": min(ratios), "ratio_max": max(ratios), "lightning_runs": lit, "plain_runs": plain}
-        results["configs"][name] = res
-        print(f"{name}: lightning {res['lightning_img_s']:.1f} img/s, plain {res['plain_img_s']:.1f} img/s, "
-              f"ratio {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, max {res['ratio_max']:.3f})")
+
+    results = {**environment(argv), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+               "memory_method": args.memory, "models": {}, "configs": {}}
+    for name in models:
+        results["models"][name] = compare(model_spec(name, args.batch_size), args)
+    for name in configs:
+        results["configs"][name] = compare(config_spec(name), args)
+    results["machine"]["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -1,0 +1,97 @@
+"""The plain PyTorch loops of ``scripts/plain_loops.py`` (what ``scripts/benchmark.py`` times against Lightning) do
+the same work as each model's ``training_step`` under a Trainer: from the same seed and the same initial weights, k
+batches through either path end with bitwise the same parameters, buffers and training state."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gan_zoo
+from tests.helpers import tiny_trainer
+from tests.test_all_models import TINY, tiny_loader
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_plain_loops():
+    spec = importlib.util.spec_from_file_location("plain_loops", ROOT / "scripts" / "plain_loops.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("plain_loops", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+PLAIN_LOOPS = _load_plain_loops().PLAIN_LOOPS
+K = 3  # batches per path
+
+# Every model at its tiny configuration, plus variants that reach the branches the defaults skip in 3 batches.
+CASES = {name: {} for name in TINY}
+CASES.update({
+    "dcgan-margin-noise-smoothing": ("dcgan", dict(balance="margin", instance_noise=0.1, label_smoothing=0.1,
+                                                   lr_d=1e-4)),
+    "dcgan-l2": ("dcgan", dict(balance="l2")),
+    "lsgan-pearson": ("lsgan", dict(coding="pearson", upsample="nearest", minibatch_kernels=4)),
+    "egan-mu2-every-batch": ("egan", dict(mu=2, d_steps=1, mutations="minimax,least_squares")),
+    "sgan-sync2": ("sgan", dict(messenger_sync=2, pair_seed=3)),
+    "selfgan-tpu-probability": ("selfgan", dict(weighting="tpu", weights="probability")),
+    "semisupgan-odena-ns": ("semisupgan", dict(form="odena", g_loss="ns")),
+    "semisupgan-supervised-only": ("semisupgan", dict(supervised_only=True)),
+    "bigan-stochastic-lr-e-mult": ("bigan", dict(stochastic_encoder=True, lr_e_mult=10.0)),
+    "pggan-batch-sizes": ("pggan", dict(batch_sizes="4:4,8:8", phase_images=8)),
+})
+EXPECTED_SEEN = {"pggan-batch-sizes": (4, 4, 8)}  # 4x4 at batch 4 for 8 images, then the 8x8 fade at batch 8
+CASES = {k: (v if isinstance(v, tuple) else (k, v)) for k, v in CASES.items()}
+
+
+def build(name, extra):
+    torch.manual_seed(0)
+    return gan_zoo.get_model(name, channels=1, resolution=16, **{**TINY[name], **extra})
+
+
+STATE_ATTRS = ("images_seen", "ema_updates", "d_ema_updates", "iterations", "phase_index", "last_choice")
+
+
+def test_every_registered_model_has_a_plain_loop():
+    assert sorted(PLAIN_LOOPS) == sorted(gan_zoo.list_models())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_plain_loop_matches_the_lightning_path_bitwise(case):
+    name, extra = CASES[case]
+    lit, plain = build(name, extra), build(name, extra)
+    for (k, a), b in zip(lit.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(a, b), k  # the same initial weights
+
+    torch.manual_seed(1)
+    tiny_trainer(K).fit(lit, tiny_loader())
+    rng_lit = torch.get_rng_state()
+
+    torch.manual_seed(1)
+    seconds = PLAIN_LOOPS[name](plain, tiny_loader(), warmup=1, steps=K - 1)
+    rng_plain = torch.get_rng_state()
+    assert seconds > 0
+
+    # the same random numbers were drawn, in the same number
+    assert torch.equal(rng_lit, rng_plain)
+    for attr in STATE_ATTRS:
+        assert getattr(lit, attr, None) == getattr(plain, attr, None), attr
+    assert lit.images_seen == (sum(EXPECTED_SEEN[case]) if case in EXPECTED_SEEN else K * 8)
+    a, b = lit.state_dict(), plain.state_dict()
+    assert list(a) == list(b)
+    fresh = build(name, extra).state_dict()
+    moved = 0
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=lambda m, k=k: f"{case}: {k}: {m}")
+        moved += not torch.equal(a[k], fresh[k])
+    assert moved > 0  # both trained
+    if name == "selfgan":
+        assert torch.equal(lit.last_fake, plain.last_fake)
+
+
+def test_plain_loop_rejects_a_short_loader():
+    model = build("dcgan", {})
+    with pytest.raises(ValueError, match="fewer than"):
+        PLAIN_LOOPS["dcgan"](model, tiny_loader(n=16), warmup=1, steps=2)
