@@ -8,6 +8,7 @@ Public API::
     gan_zoo.load_pretrained("dcgan.fmnist32").sample(64, seed=0)
 """
 
+import gan_zoo.strategies  # noqa: F401  (registers the "gan_ddp" strategy with Lightning)
 from gan_zoo.pretrained import list_pretrained, load_pretrained
 from gan_zoo.registry import get_model, list_models
 

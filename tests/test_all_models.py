@@ -78,7 +78,7 @@ sys.path.insert(0, {root!r})
 import lightning as L, torch
 from tests.test_all_models import build, tiny_loader
 
-name, out = sys.argv[1], sys.argv[2]
+name, out, strategy = sys.argv[1], sys.argv[2], sys.argv[3]
 rank = int(os.environ.get("LOCAL_RANK", 0))  # the launcher sets it in the second process
 
 class Dump(L.Callback):
@@ -96,7 +96,7 @@ class Dump(L.Callback):
 
 model = build(name)  # seeded: the same initial weights on both ranks
 L.seed_everything(100 + rank)  # then different latents on each rank, as in a real run
-trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=1,
+trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1,
                     limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                     enable_model_summary=False, callbacks=[Dump()])
 trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
@@ -104,11 +104,12 @@ trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["gan_ddp", "ddp_find_unused_parameters_true"])
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, tmp_path):
+def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, strategy, tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
-    r = subprocess.run([sys.executable, str(script), name, str(tmp_path)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(script), name, str(tmp_path), strategy], capture_output=True, text=True,
                        timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr[-3000:]
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
@@ -162,3 +163,24 @@ def test_resume_mid_epoch_continues_every_model_exactly(name, tmp_path):
     a, b = full.state_dict(), resumed.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{name}: {k}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dcgan", "egan"])
+def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, tmp_path):
+    """gan_ddp (per-optimizer all-reduce, no wrapper) and Lightning's DDP average the same gradients: same weights."""
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    states = {}
+    for strategy in ("gan_ddp", "ddp_find_unused_parameters_true"):
+        out = tmp_path / strategy
+        out.mkdir()
+        r = subprocess.run([sys.executable, str(script), name, str(out), strategy], capture_output=True, text=True,
+                           timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert r.returncode == 0, r.stderr[-3000:]
+        states[strategy] = torch.load(out / "rank0.pt", weights_only=True)["state"]
+    a, b = states.values()
+    fresh = dict(build(name).named_parameters())
+    assert sum(not torch.equal(v, fresh[k]) for k, v in a.items()) > len(a) // 2  # most parameters trained
+    for k in a:  # equal up to the summation order of the two all-reduces
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"{name}: {k}")
