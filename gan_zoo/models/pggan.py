@@ -9,6 +9,8 @@ mid-fade with the same alpha, the same optimizer states and the same losses.
 
 from __future__ import annotations
 
+import struct
+
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +85,10 @@ class ProgressiveSchedule:
 
     def batch_size(self, level: int) -> int | None:
         return self.batch_sizes.get(4 * 2 ** level, self.default_batch)
+
+
+def _as_float32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 @register_model("pggan")
@@ -193,7 +199,9 @@ class PGGAN(GANModule):
         def critic(x):
             return self.discriminator(x, level, alpha)
 
-        fake = self.generator(self.sample_latent(n, device=real.device))
+        # level and alpha as Python numbers: reading them back from G's buffers would be two device syncs per step
+        # (alpha rounded to float32 as the buffer holds it, so the result is the same)
+        fake = self.generator(self.sample_latent(n, device=real.device), level, _as_float32(alpha))
 
         # D step: WGAN loss + gradient penalty + drift
         s_real = critic(real)
