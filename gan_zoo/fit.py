@@ -40,6 +40,23 @@ def _limit(value: str):
     return int(v) if v.is_integer() and v > 1 else v
 
 
+def resolve_strategy(strategy: str, accelerator: str, devices) -> str:
+    """``auto`` becomes ``gan_ddp`` when the fit runs on more than one device (Lightning's own ``auto`` would pick
+    DDP without unused-parameter detection, which a GAN step's frozen network breaks); anything else passes."""
+    if strategy != "auto":
+        return strategy
+    if isinstance(devices, (list, tuple)):
+        n = len(devices)
+    elif devices == "auto" or devices == -1:
+        import torch
+
+        gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        n = torch.cuda.device_count() if gpu else 1
+    else:
+        n = int(devices)
+    return "gan_ddp" if n > 1 else "auto"
+
+
 def base_parser(add_help: bool) -> argparse.ArgumentParser:
     from datamodules import list_datamodules
     from gan_zoo.registry import list_models
@@ -72,7 +89,9 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     t.add_argument("--limit-train-batches", type=_limit, default=None, help="batches per epoch (int) or fraction")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
     t.add_argument("--devices", type=_devices, default="auto", help="number of devices, a list '0,1', or auto")
-    t.add_argument("--strategy", default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    t.add_argument("--strategy", default="auto",
+                   help="Lightning strategy: auto (one device, or gan_ddp on several: the measured default for "
+                        "GANs, see BENCHMARKS.md), gan_ddp, ddp_find_unused_parameters_true, ddp_spawn, ...")
     t.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed, ...")
     t.add_argument("--seed", type=int, default=0, help="seed of everything (weights, noise, data order)")
     t.add_argument("--ckpt-path", default=None, help="resume from a checkpoint file, or 'last' (<out>/checkpoints)")
@@ -257,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         max_epochs = None if max_images else 1
     out.mkdir(parents=True, exist_ok=True)
     resolved = {k: v for k, v in vars(args).items() if k != "config"}
-    resolved.update(model=cls.model_name, max_images=max_images, max_epochs=max_epochs, resolution=dm.resolution,
+    args.strategy = resolve_strategy(args.strategy, args.accelerator, args.devices)
+    resolved.update(strategy=args.strategy, model=cls.model_name, max_images=max_images, max_epochs=max_epochs,
+                    resolution=dm.resolution,
                     channels=dm.channels, batch_size=batch_size, num_labeled=num_labeled)
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 

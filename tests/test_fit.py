@@ -191,3 +191,13 @@ def test_script_entry_point_reports_errors_cleanly():
                        text=True, env=env, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown model 'nope'")
     assert "Traceback" not in r.stderr
+
+
+def test_auto_strategy_is_gan_ddp_on_several_devices_only():
+    from gan_zoo.fit import resolve_strategy
+
+    assert resolve_strategy("auto", "cpu", 2) == "gan_ddp"
+    assert resolve_strategy("auto", "gpu", [0, 1]) == "gan_ddp"
+    assert resolve_strategy("auto", "cpu", 1) == "auto"
+    assert resolve_strategy("auto", "cpu", "auto") == "auto"  # one CPU process
+    assert resolve_strategy("ddp_find_unused_parameters_true", "cpu", 2) == "ddp_find_unused_parameters_true"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from gan_zoo.checkpoint_io import load_checkpoint
 from gan_zoo.fit import cli
@@ -167,7 +168,7 @@ def test_loader_position_carries_over_between_world_sizes():
     assert len(rest) == 64 - 24 and not seen & set(rest) and seen | set(rest) == set(range(64))
 
 
-DDP_RESUME = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp_find_unused_parameters_true"]
+DDP_RESUME = ["--accelerator", "cpu", "--devices", "2"]  # the default strategy on several devices: gan_ddp
 
 
 @pytest.mark.slow
@@ -184,4 +185,6 @@ def test_a_ddp_checkpoint_resumes_on_one_device_and_the_reverse(tmp_path, first,
         assert r.returncode == 0, r.stderr[-3000:]
         ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
         assert ckpt["gan_zoo"]["images_seen"] == int(images)
+        strategy = yaml.safe_load((run / "config.yaml").read_text())["strategy"]
+        assert strategy == ("gan_ddp" if mode == "ddp" else "auto")
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
