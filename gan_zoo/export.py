@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import re
@@ -121,6 +122,19 @@ def update_readme(entries: dict[str, dict], readme: Path = ROOT / "README.md") -
     readme.write_text(head + readme_table(entries) + tail)
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock (``fcntl.flock`` on ``<path>.lock``) for a read-modify-write of ``path``."""
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.readme:
@@ -213,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         "license": args.license,
         "notes": args.notes,
     }
-    entries[args.name] = entry
-    zoo.write_manifest(entries, manifest_file)
+    with _locked(manifest_file):  # re-read under a lock: exports running side by side must not drop entries
+        entries = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        entries[args.name] = entry
+        zoo.write_manifest(entries, manifest_file)
     print(json.dumps({k: entry[k] for k in ("file", "size", "images_seen")}), file=sys.stderr)
     for k, v in metrics["values"].items():
         print(f"{k}  {v:.4f}")
