@@ -68,7 +68,7 @@ def evaluate_export(path: Path, metrics: str, n: int, extra: list[str] | None = 
         return json.loads(out.read_text())
 
 
-def test_accuracy(model, data: dict) -> float:
+def classifier_accuracy(model, data: dict) -> float:
     """Test-split accuracy (%) of the semi-supervised GAN's classifier, as the fit's TestAccuracy callback logs it."""
     from datamodules import get_datamodule
     from datamodules.base import to_float
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"{full['split']} split ({full['n_real']} images), extractor {full['extractor']}"}
     loaded = zoo.load_pretrained(str(path))
     if hasattr(loaded, "classify"):
-        metrics["values"]["metrics/test_acc"] = test_accuracy(loaded, data)
+        metrics["values"]["metrics/test_acc"] = classifier_accuracy(loaded, data)
         metrics["protocol"] += "; test_acc: classify() (EMA of D) on the whole test split"
     if hasattr(loaded, "encode"):
         probe = evaluate_export(path, "probe", 0, ["--probe-train", str(args.probe_train)])

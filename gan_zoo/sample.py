@@ -74,27 +74,14 @@ def make_images(model, n: int, seed: int, interpolate: bool = False, steps: int 
     return model.generate(z.to(model.device))
 
 
-def load_any(pretrained: str | None, ckpt: str | None, device: str):
-    if pretrained:
-        from gan_zoo.pretrained import load_pretrained
-
-        model = load_pretrained(pretrained, device=device)
-        if not hasattr(model, "sample"):
-            raise UserError(f"{pretrained!r} is a feature extractor, not a generator")
-        return model
-    from gan_zoo.evaluate import load_training_checkpoint
-
-    return load_training_checkpoint(ckpt, device)[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
     from torchvision.utils import save_image
 
     from gan_zoo.callbacks.samples import image_grid
+    from gan_zoo.evaluate import load_model
 
-    model = load_any(args.pretrained, args.ckpt, args.device)
+    model = load_model(args)[0]
     images = make_images(model, args.n, args.seed, args.interpolate, args.steps, args.member).cpu()
     if images.dim() != 4:
         raise UserError(f"{model.model_name} generates vectors {tuple(images.shape[1:])}, not images: use "
