@@ -48,8 +48,10 @@ def test_fit_logs_metrics_and_evaluate_reproduces_them(tmp_path, capsys):
 def test_evaluate_bad_input(tmp_path, capsys):
     assert evaluate_cli(["--ckpt", str(tmp_path / "none.ckpt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    assert evaluate_cli(["--pretrained", "dcgan.fmnist32"]) == 2
-    assert "pretrained" in capsys.readouterr().err
+    assert evaluate_cli(["--pretrained", "dcgan.nope"]) == 2
+    assert "unknown pretrained model 'dcgan.nope'; available: " in capsys.readouterr().err
+    assert evaluate_cli(["--pretrained", "fmnist-cnn"]) == 2
+    assert "feature extractor, not a generator" in capsys.readouterr().err
 
 
 @pytest.mark.slow
