@@ -180,6 +180,7 @@ def make_logger(args, out: Path):
     if args.logger == "csv":
         from lightning.pytorch.loggers import CSVLogger
 
+        _keep_earlier_csv(out / "logs")
         return CSVLogger(str(out), name="logs", version="")
     if args.logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -194,6 +195,20 @@ def make_logger(args, out: Path):
               f"`wandb sync {out / 'wandb'}/offline-run-*`", file=sys.stderr)
     logger = WandbLogger(project=args.project, name=out.name, save_dir=str(out), mode=mode)
     return logger
+
+
+def _keep_earlier_csv(logs: Path) -> None:
+    """Lightning's CSV logger starts ``metrics.csv`` afresh, deleting what an earlier run into the same ``--out``
+    wrote (a resumed run would lose the metrics of its first part). Move that file aside as ``metrics.<k>.csv``, ``k``
+    counting the earlier parts in order, so ``metrics.csv`` is always the latest part and nothing is lost."""
+    current = logs / "metrics.csv"
+    if not current.is_file() or current.stat().st_size == 0:
+        return
+    k = 1
+    while (logs / f"metrics.{k}.csv").exists():
+        k += 1
+    current.rename(logs / f"metrics.{k}.csv")
+    print(f"csv logger: the earlier run's metrics kept as {logs / f'metrics.{k}.csv'}", file=sys.stderr)
 
 
 def _finish_logger(logger) -> None:

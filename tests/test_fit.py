@@ -77,12 +77,19 @@ def test_resume_is_exact(tmp_path, model):
 @pytest.mark.slow
 def test_resume_last_in_same_run_dir(tmp_path):
     write_mnist(tmp_path / "data", n_train=64)
-    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "csv",
               "--out", str(tmp_path / "run"), *SMALL]
     assert main([*common, "--max-images", "32"]) == 0
+    first = read_metrics(tmp_path / "run")
     assert main([*common, "--max-images", "64", "--ckpt-path", "last"]) == 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["gan_zoo"]["images_seen"] == 64
+    # the CSV logger would start metrics.csv afresh: the first part's metrics are kept beside it, not deleted
+    with open(tmp_path / "run" / "logs" / "metrics.1.csv") as f:
+        assert list(csv.DictReader(f)) == first
+    kimg = lambda rows: sorted(round(float(r["train/kimg"]), 3) for r in rows if r.get("loss/d"))  # noqa: E731
+    assert kimg(first) == [0.016, 0.032]
+    assert kimg(read_metrics(tmp_path / "run")) == [0.048, 0.064]
 
 
 @pytest.mark.slow
