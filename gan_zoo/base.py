@@ -100,6 +100,41 @@ class GANModule(L.LightningModule):
         ema_step_(self.generator_ema, self.generator, self.ema_decay, self.ema_updates)
         self.ema_updates += 1
 
+    # --- compilation -------------------------------------------------------------------------------------------
+
+    supports_compile = True
+    compile_skip: tuple[str, ...] = ()  # trained networks left eager by compile_networks (a model says why)
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        """The networks the training step runs (name -> module): every child with trainable parameters except the
+        EMA copy, containers (``ModuleList``, ``ModuleDict``) expanded into their members."""
+        nets: dict[str, nn.Module] = {}
+        for name, child in self.named_children():
+            if name == "generator_ema" or not any(p.requires_grad for p in child.parameters()):
+                continue
+            if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+                nets.update({f"{name}.{k}": m for k, m in child.named_children()})
+            else:
+                nets[name] = child
+        return nets
+
+    def compile_networks(self, backend: str = "inductor") -> list[str]:
+        """``torch.compile`` every trained network in place (``nn.Module.compile``: parameter names, state dicts and
+        checkpoints stay as they are; the EMA generator, used only for samples and metrics, stays eager, and so do the
+        networks in ``compile_skip``). Compiling happens on each network's first call. Returns the compiled
+        networks' names."""
+        if not self.supports_compile:
+            raise ValueError(f"{self.model_name} does not support torch.compile")
+        import torch._dynamo
+
+        valid = torch._dynamo.list_backends(exclude_tags=())
+        if backend not in valid:
+            raise ValueError(f"unknown torch.compile backend {backend!r}; valid: {', '.join(sorted(valid))}")
+        nets = {k: v for k, v in self.trained_networks().items() if k not in self.compile_skip}
+        for net in nets.values():
+            net.compile(backend=backend)
+        return list(nets)
+
     # --- optimizers ----------------------------------------------------------------------------------------------
 
     def adam(self, params, lr: float | None = None, d: bool = False) -> torch.optim.Adam:

@@ -93,6 +93,8 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
                    help="Lightning strategy: auto (one device, or gan_ddp on several: the measured default for "
                         "GANs, see BENCHMARKS.md), gan_ddp, ddp_find_unused_parameters_true, ddp_spawn, ...")
     t.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed, ...")
+    t.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="torch.compile the trained networks (backend: inductor unless named; checkpoints unchanged)")
     t.add_argument("--seed", type=int, default=0, help="seed of everything (weights, noise, data order)")
     t.add_argument("--ckpt-path", default=None, help="resume from a checkpoint file, or 'last' (<out>/checkpoints)")
     m = p.add_argument_group("metrics")
@@ -284,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         model = cls(**hparams)
     except ValueError as e:
         raise UserError(f"{cls.model_name}: {e}") from e
+    if args.compile:
+        try:
+            model.compile_networks(args.compile)
+        except ValueError as e:
+            raise UserError(f"--compile: {e}") from e
 
     max_images, max_epochs = args.max_images, args.max_epochs
     if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass

@@ -52,6 +52,22 @@ def test_fit_dcgan_on_fashion_mnist(tmp_path):
                  "--logger", "none"]) == 0
 
 
+def test_fit_compile_keeps_checkpoints_loadable(tmp_path, capsys):
+    # --compile BACKEND compiles the trained networks in place: the run's checkpoint has the uncompiled keys, so an
+    # eager run resumes from it; an unknown backend is a clear error
+    from tests.test_datamodules import write_mnist
+
+    write_mnist(tmp_path / "data", n_train=64)
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+              "--out", str(tmp_path / "run"), *SMALL]
+    assert main([*common, "--max-images", "32", "--compile", "eager"]) == 0
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert cfg["compile"] == "eager"
+    assert main([*common, "--max-images", "48", "--ckpt-path", "last"]) == 0
+    _bad(capsys, ["--model", "dcgan", "--compile", "nope", "--out", str(tmp_path / "x"), *SMALL],
+         "--compile: unknown torch.compile backend 'nope'; valid:", "inductor")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["dcgan", "lsgan"])
 def test_resume_is_exact(tmp_path, model):

@@ -95,3 +95,17 @@ def test_plain_loop_rejects_a_short_loader():
     model = build("dcgan", {})
     with pytest.raises(ValueError, match="fewer than"):
         PLAIN_LOOPS["dcgan"](model, tiny_loader(n=16), warmup=1, steps=2)
+
+
+@pytest.mark.parametrize("variant", ["foreach", "fused", "channels_last"])
+def test_speed_option_variants_run_the_same_arithmetic(variant):
+    # scripts/speed_options.py compares how fast variants run the same DCGAN step: they must train the same weights
+    # (up to float reassociation: fused / multi-tensor Adam and channels-last convolutions sum in another order)
+    from scripts.speed_options import run
+
+    base, other = {}, {}
+    run("base", "tiny", warmup=1, steps=3, weights=base)
+    run(variant, "tiny", warmup=1, steps=3, weights=other)
+    assert base.keys() == other.keys() and len(base) > 10
+    for k in base:
+        torch.testing.assert_close(other[k], base[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -116,6 +116,11 @@ class EGAN(GANModule):
         self.init_ema()
         self.save_hyperparameters()
 
+    def trained_networks(self) -> dict[str, nn.Module]:
+        # the population's members are called one by one in a generation: compile them, not the Population wrapper
+        nets = {f"generator.members.{i}": g for i, g in enumerate(self.generator.members)}
+        return {**nets, "discriminator": self.discriminator}
+
     # --- one generation ----------------------------------------------------------------------------------------------
 
     def _d_grads(self, loss_fn, x: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -117,6 +117,9 @@ class PGGAN(GANModule):
     """
 
     default_batch_size = 16  # small batches: more updates per image, which short CPU budgets need
+    # --compile leaves the critic eager: its WGAN-GP penalty differentiates a gradient (double backward), which
+    # torch.compile's autograd does not support
+    compile_skip = ("discriminator",)
 
     @classmethod
     def resolve_resolution(cls, native: int) -> int:
