@@ -277,17 +277,18 @@ def _bigan(model, loader, warmup: int, steps: int) -> float:
         real = batch["x"]
         n = real.shape[0]
         z = _randn(model, n, real)
-        with torch.no_grad():
+        eg_step = (i + 1) % hp.d_steps == 0
+        with torch.set_grad_enabled(eg_step):  # one G and E forward per batch, reused by the E+G step
             fake, z_enc = G(z), E(real)
-        enc, gen = D(real, z_enc), D(fake, z)
+        enc, gen = D(real, z_enc.detach()), D(fake.detach(), z)
         loss_d = d_loss_fn(enc, gen)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        if (i + 1) % hp.d_steps == 0:
+        if eg_step:
             D.requires_grad_(False)
-            enc = D(real, E(real))
-            gen = D(G(z), z)
+            enc = D(real, z_enc)
+            gen = D(fake, z)
             loss_eg = eg_loss_fn(enc, gen)
             opt_eg.zero_grad(set_to_none=True)
             loss_eg.backward()

@@ -126,10 +126,12 @@ class BiGAN(GANModule):
         opt_eg, opt_d = self.optimizers()
         z = self.sample_latent(n, device=real.device)
 
-        # D step: G(z) and E(x) without gradient; D alone moves
-        with torch.no_grad():
+        # G(z) and E(x) once per batch: with gradient on the batches that take an E+G step, which reuses them (E and
+        # G do not change in the D step), without on the others. The D step sees them detached: D alone moves.
+        eg_step = (batch_idx + 1) % self.hparams.d_steps == 0
+        with torch.set_grad_enabled(eg_step):
             fake, z_enc = self.generator(z), self.encoder(real)
-        enc, gen = self.discriminator(real, z_enc), self.discriminator(fake, z)
+        enc, gen = self.discriminator(real, z_enc.detach()), self.discriminator(fake.detach(), z)
         loss_d = self.d_loss(enc, gen)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
@@ -137,9 +139,9 @@ class BiGAN(GANModule):
         logs = {"loss/d": loss_d.detach(), "d/enc_score": enc[2].detach().mean(), "d/gen_score": gen[2].detach().mean()}
 
         # E+G step every d_steps batches, on this batch: D frozen, one optimizer over E and G
-        if (batch_idx + 1) % self.hparams.d_steps == 0:
+        if eg_step:
             self.discriminator.requires_grad_(False)
-            enc, gen = self.discriminator(real, self.encoder(real)), self.discriminator(self.generator(z), z)
+            enc, gen = self.discriminator(real, z_enc), self.discriminator(fake, z)
             loss_eg = self.eg_loss(enc, gen)
             opt_eg.zero_grad(set_to_none=True)
             self.manual_backward(loss_eg)
