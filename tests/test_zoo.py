@@ -31,6 +31,11 @@ def test_the_zoo_ships_entries_and_stays_under_its_size_limit():
     assert total <= SIZE_LIMIT, f"{total / 1e6:.1f} MB"
 
 
+def test_every_registered_model_has_a_pretrained_entry():
+    missing = sorted(set(gan_zoo.list_models()) - {e["model"] for e in ENTRIES.values()})
+    assert not missing, f"no zoo entry for {missing}"
+
+
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_entry_matches_its_file_and_the_live_model(name):
     entry = ENTRIES[name]
