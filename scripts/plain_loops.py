@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_zoo.base import ema_step_
+from gan_zoo.base import adam_impl, ema_step_
 from gan_zoo.losses import (LSGAN_CODINGS, bce_d_loss, bce_errors, bigan_d_loss, bigan_eg_loss, bigbigan_d_loss,
                             bigbigan_eg_loss, drift_penalty, feature_matching_loss, gradient_penalty, lsgan_d_loss,
                             lsgan_g_loss, ns_g_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss,
@@ -46,7 +46,7 @@ def _betas(hp) -> tuple[float, float]:
 
 
 def _adam(params, hp, lr: float | None = None) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=hp.lr if lr is None else lr, betas=_betas(hp))
+    return torch.optim.Adam(params, lr=hp.lr if lr is None else lr, betas=_betas(hp), **adam_impl())
 
 
 def _lr_d(hp) -> float:
@@ -144,7 +144,7 @@ def plain_pggan(model, loader, warmup: int, steps: int) -> float:
     at every phase change (``model.phase_index`` is the phase of the last step, as in ``training_step``)."""
     hp = model.hparams
     G, D, schedule = model.generator, model.discriminator, model.schedule
-    kw = dict(lr=hp.lr, betas=_betas(hp), eps=hp.adam_eps)
+    kw = dict(lr=hp.lr, betas=_betas(hp), eps=hp.adam_eps, **adam_impl())
     opt_g = torch.optim.Adam(G.parameters(), **kw)
     opt_d = torch.optim.Adam(D.parameters(), **kw)
 

@@ -149,7 +149,10 @@ def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999),
         torch.manual_seed(pair_seed * 1000 + i)
         g, d = gan_networks(channels=0, resolution=0, data_dim=2, latent_dim=4, hidden=16)
     zs = torch.Generator().manual_seed(pair_seed * 1000 + i + 7919)
-    og, od = torch.optim.Adam(g.parameters(), lr=lr, betas=betas), torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
+    from gan_zoo.base import adam_impl
+
+    kw = dict(lr=lr, betas=betas, **adam_impl())  # the zoo's Adam
+    og, od = torch.optim.Adam(g.parameters(), **kw), torch.optim.Adam(d.parameters(), **kw)
     for x in data_batches:
         x = x.tensor_split(n_pairs)[i]
         fake = g(torch.randn(x.shape[0], 4, generator=zs))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_zoo.base import GANModule
+from gan_zoo.base import GANModule, adam_impl
 from gan_zoo.losses import drift_penalty, gradient_penalty, wgan_d_loss, wgan_g_loss
 from gan_zoo.networks.pggan import PGDiscriminator, PGGenerator, num_levels
 from gan_zoo.registry import register_model
@@ -235,7 +235,7 @@ class PGGAN(GANModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        kw = dict(lr=hp.lr, betas=(float(hp.beta1), float(hp.beta2)), eps=hp.adam_eps)  # floats: see notes
+        kw = dict(lr=hp.lr, betas=(float(hp.beta1), float(hp.beta2)), eps=hp.adam_eps, **adam_impl())  # floats: see notes
         return (torch.optim.Adam(self.generator.parameters(), **kw),
                 torch.optim.Adam(self.discriminator.parameters(), **kw))
 
