@@ -227,7 +227,6 @@ class GANModule(L.LightningModule):
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-@torch.no_grad()
 def adam_impl() -> dict:
     """Adam's implementation: the fused kernel (one kernel per parameter group instead of a dozen per parameter),
     which ``scripts/speed_options.py`` measured 1.075x faster than torch's default on the CPU for the whole DCGAN
@@ -235,6 +234,7 @@ def adam_impl() -> dict:
     return {"fused": True}
 
 
+@torch.no_grad()
 def ema_step_(ema: nn.Module, model: nn.Module, decay: float, t: int) -> None:
     """``ema <- beta * ema + (1 - beta) * model`` with a warm-up ``beta = min(decay, (1 + t) / (10 + t))`` at update
     number ``t``. The warm-up keeps the first, random weights from dominating short runs. Buffers (BN statistics,

@@ -235,7 +235,8 @@ class PGGAN(GANModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        kw = dict(lr=hp.lr, betas=(float(hp.beta1), float(hp.beta2)), eps=hp.adam_eps, **adam_impl())  # floats: see notes
+        betas = (float(hp.beta1), float(hp.beta2))  # floats: see notes
+        kw = dict(lr=hp.lr, betas=betas, eps=hp.adam_eps, **adam_impl())
         return (torch.optim.Adam(self.generator.parameters(), **kw),
                 torch.optim.Adam(self.discriminator.parameters(), **kw))
 

@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import Tensor
 
-from gan_zoo.base import GANModule, adam_impl, ema_step_
+from gan_zoo.base import GANModule, ema_step_
 from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.dcgan import DCGANClassifier
@@ -146,10 +146,7 @@ class SemiSupervisedGAN(GANModule):
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):
-        hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))
-        return (torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas, **adam_impl()),
-                torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=betas, **adam_impl()))
+        return self.adam(self.generator.parameters()), self.adam(self.discriminator.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
