@@ -102,7 +102,6 @@ class GANModule(L.LightningModule):
 
     # --- compilation -------------------------------------------------------------------------------------------
 
-    supports_compile = True
     compile_skip: tuple[str, ...] = ()  # trained networks left eager by compile_networks (a model says why)
 
     def trained_networks(self) -> dict[str, nn.Module]:
@@ -123,8 +122,6 @@ class GANModule(L.LightningModule):
         checkpoints stay as they are; the EMA generator, used only for samples and metrics, stays eager, and so do the
         networks in ``compile_skip``). Compiling happens on each network's first call. Returns the compiled
         networks' names."""
-        if not self.supports_compile:
-            raise ValueError(f"{self.model_name} does not support torch.compile")
         import torch._dynamo
 
         valid = torch._dynamo.list_backends(exclude_tags=())

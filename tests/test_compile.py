@@ -24,8 +24,6 @@ def _train(name: str, backend: str | None) -> dict[str, torch.Tensor]:
 def test_compiled_networks_train_the_same_weights(name):
     # the "eager" backend traces every network with TorchDynamo and runs the captured graphs op by op: the same
     # arithmetic in the same order, so the weights must match bitwise; the state dict keeps its keys (no _orig_mod)
-    if not build(name).supports_compile:
-        pytest.skip(f"{name} does not support --compile")
     eager = _train(name, None)
     compiled = _train(name, "eager")
     assert compiled.keys() == eager.keys()
