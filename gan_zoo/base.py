@@ -64,8 +64,9 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: Tensor, batch_size: int = 256, **kwargs) -> Tensor:
-        """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1]; ``kwargs`` go to
-        the generator (e.g. PGGAN's ``level`` and ``alpha``)."""
+        """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1], in contiguous
+        memory format (also when the networks are channels-last); ``kwargs`` go to the generator (e.g. PGGAN's
+        ``level`` and ``alpha``)."""
         g = self.sampling_generator
         was_training = g.training
         g.eval()
@@ -73,6 +74,7 @@ class GANModule(L.LightningModule):
             out = torch.cat([g(zb, **kwargs) for zb in z.to(self.device).split(batch_size)])
         finally:
             g.train(was_training)
+        out = out.contiguous()
         return out.clamp_(-1.0, 1.0) if self.clamp_output else out
 
     def sample(self, n: int, seed: int | None = None) -> Tensor:

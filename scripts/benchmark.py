@@ -127,10 +127,13 @@ def make_loader(spec: Spec, n_batches: int) -> ResumableLoader:
     return ResumableLoader(n=n, batch_size=bs, seed=0, fetch=fetch)
 
 
-def build(spec: Spec):
-    """The model from seed 0 (the same initial weights for every run of every path)."""
+def build(spec: Spec, channels_last: bool = False):
+    """The model from seed 0 (the same initial weights for every run of every path); with ``channels_last`` its 4D
+    weights in channels-last memory format (``fit.py --channels-last``)."""
     torch.manual_seed(0)
     model = gan_zoo.get_model(spec.model, **spec.hparams)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     if spec.model == "pggan":
         level, fading, start, length = model.schedule.phases[-1]  # the final stabilise phase
         model.restore_progress(start)
@@ -165,9 +168,9 @@ def _trainer(warmup: int, steps: int, callbacks: list) -> L.Trainer:
                      num_sanity_val_steps=0, callbacks=callbacks)
 
 
-def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None) -> float:
+def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False) -> float:
     """Images/s of ``steps`` batches of ``training_step`` under a Trainer, after ``warmup`` batches."""
-    model = build(spec) if model is None else model
+    model = build(spec, channels_last) if model is None else model
     loader = make_loader(spec, warmup + steps) if loader is None else loader
     start = model.images_seen
     timer = _Timer(warmup)
@@ -176,9 +179,9 @@ def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None) 
     return steps * spec.batch_size / (timer.t1 - timer.t0)
 
 
-def run_plain(spec: Spec, warmup: int, steps: int, model=None, loader=None) -> float:
+def run_plain(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False) -> float:
     """Images/s of ``steps`` batches of the model's plain loop, after ``warmup`` batches."""
-    model = build(spec) if model is None else model
+    model = build(spec, channels_last) if model is None else model
     loader = make_loader(spec, warmup + steps) if loader is None else loader
     start = model.images_seen
     seconds = PLAIN_LOOPS[spec.model](model, loader, warmup, steps)
@@ -209,10 +212,11 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def probe_memory(label: str, path: str, warmup: int, steps: int, batch_size: int | None) -> dict:
-    """Run ``path`` once in this (fresh) process; the peak-RSS increase over the RSS just before the loop."""
+def probe_memory(label: str, arm: str, warmup: int, steps: int, batch_size: int | None) -> dict:
+    """Run ``arm`` once in this (fresh) process; the peak-RSS increase over the RSS just before the loop."""
     spec = resolve(label, batch_size)
-    model = build(spec)
+    path, channels_last = ARMS[arm]
+    model = build(spec, channels_last)
     loader = make_loader(spec, warmup + steps)
     gc.collect()
     exact = _reset_peak_rss()
@@ -229,8 +233,8 @@ def probe_memory(label: str, path: str, warmup: int, steps: int, batch_size: int
             "rss_before_mib": round(before / 1024, 1), "img_s": img_s, "method": method}
 
 
-def measure_memory(label: str, path: str, args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", label, path, "--warmup", str(args.warmup),
+def measure_memory(label: str, arm: str, args) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", label, arm, "--warmup", str(args.warmup),
            "--steps", str(args.steps)]
     if args.batch_size:
         cmd += ["--batch-size", str(args.batch_size)]
@@ -242,26 +246,42 @@ def measure_memory(label: str, path: str, args) -> dict:
 
 # --- the comparison -------------------------------------------------------------------------------------------------
 
+# arm -> (path, channels_last); an arm is one side of a side-by-side comparison
+ARMS = {"lightning": ("lightning", False), "plain": ("plain", False),
+        "lightning_cl": ("lightning", True), "plain_cl": ("plain", True)}
+# --compare -> the two arms (ratio = first / second), for contiguous and for --channels-last weights
+COMPARISONS = {"paths": (("lightning", "plain"), ("lightning_cl", "plain_cl")),
+               "formats": (("lightning_cl", "lightning"), ("lightning_cl", "lightning"))}
+
+
+def arms_for(args) -> tuple[str, str]:
+    contiguous, channels_last = COMPARISONS[args.compare]
+    return channels_last if args.channels_last else contiguous
+
+
 def compare(spec: Spec, args) -> dict:
-    lit, plain = [], []
+    """Alternate the two arms ``args.repeats`` times; medians, per-pair ratios first / second, peak memory."""
+    first, second = arms_for(args)
+    runs: dict[str, list[float]] = {first: [], second: []}
     for r in range(args.repeats):
-        order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
-        for path in order:
-            (lit if path == "lightning" else plain).append(PATHS[path](spec, args.warmup, args.steps))
-        print(f"{spec.label} pair {r + 1}/{args.repeats} ({order[0]} first): lightning {lit[-1]:.1f} img/s, "
-              f"plain {plain[-1]:.1f} img/s", file=sys.stderr, flush=True)
-    ratios = [a / b for a, b in zip(lit, plain)]
+        order = (first, second) if r % 2 == 0 else (second, first)
+        for arm in order:
+            path, channels_last = ARMS[arm]
+            runs[arm].append(PATHS[path](spec, args.warmup, args.steps, channels_last=channels_last))
+        print(f"{spec.label} pair {r + 1}/{args.repeats} ({order[0]} first): "
+              + ", ".join(f"{a} {runs[a][-1]:.1f} img/s" for a in (first, second)), file=sys.stderr, flush=True)
+    ratios = [a / b for a, b in zip(runs[first], runs[second])]
     res = {"model": spec.model, "batch_size": spec.batch_size, "hparams": spec.hparams, **spec.notes,
-           "lightning_img_s": statistics.median(lit), "plain_img_s": statistics.median(plain),
-           "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-           "lightning_runs": lit, "plain_runs": plain, "ratios": ratios}
+           "arms": [first, second], **{f"{a}_img_s": statistics.median(runs[a]) for a in (first, second)},
+           "ratio": f"{first} / {second}", "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
+           "ratio_max": max(ratios), **{f"{a}_runs": runs[a] for a in (first, second)}, "ratios": ratios}
     if args.memory == "subprocess":
-        res["memory"] = {p: measure_memory(f"{spec.kind}:{spec.label}", p, args) for p in PATHS}
+        res["memory"] = {a: measure_memory(f"{spec.kind}:{spec.label}", a, args) for a in (first, second)}
     mem = res.get("memory", {})
-    mem_txt = ", ".join(f"{p} +{m['peak_rss_delta_mib']:.0f} MiB" for p, m in mem.items() if "peak_rss_delta_mib" in m)
-    print(f"{spec.label}: lightning {res['lightning_img_s']:.1f} img/s, plain {res['plain_img_s']:.1f} img/s, "
-          f"ratio {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, max {res['ratio_max']:.3f})"
-          + (f"; peak RSS {mem_txt}" if mem_txt else ""), flush=True)
+    mem_txt = ", ".join(f"{a} +{m['peak_rss_delta_mib']:.0f} MiB" for a, m in mem.items() if "peak_rss_delta_mib" in m)
+    print(f"{spec.label}: " + ", ".join(f"{a} {res[a + '_img_s']:.1f} img/s" for a in (first, second))
+          + f", ratio {first} / {second} {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, "
+          f"max {res['ratio_max']:.3f})" + (f"; peak RSS {mem_txt}" if mem_txt else ""), flush=True)
     return res
 
 
@@ -321,8 +341,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="runs per path (pairs)")
     p.add_argument("--memory", choices=("subprocess", "none"), default="subprocess",
                    help="peak-memory measurement: one fresh process per model and path (default), or none")
+    p.add_argument("--compare", choices=tuple(COMPARISONS), default="paths",
+                   help="paths: the Lightning path against the plain loop (default); formats: the Lightning path with "
+                        "channels-last weights against contiguous ones")
+    p.add_argument("--channels-last", action="store_true",
+                   help="with --compare paths: both paths with channels-last weights (fit.py --channels-last)")
     p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument("--probe-memory", nargs=2, metavar=("SPEC", "PATH"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe-memory", nargs=2, metavar=("SPEC", "ARM"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.repeats < 1:
         p.error("--steps and --repeats must be >= 1, --warmup >= 0")
@@ -345,7 +370,7 @@ def main(argv=None) -> int:
             print(f"error: unknown config {name!r}; valid: {', '.join(CONFIGS)}", file=sys.stderr)
             return 2
 
-    results = {**environment(argv), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+    results = {**environment(argv), "compare": args.compare, "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
                "memory_method": args.memory, "models": {}, "configs": {}}
     for name in models:
         results["models"][name] = compare(model_spec(name, args.batch_size), args)

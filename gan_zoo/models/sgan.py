@@ -123,6 +123,7 @@ class EnsembleSGAN(GANModule):
                 out = g(self.sample_latent(n, generator=gen, device=self.device))
         finally:
             g.train(was)
+        out = out.contiguous()
         return out.clamp(-1, 1) if self.clamp_output else out
 
     @staticmethod
