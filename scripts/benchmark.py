@@ -150,41 +150,61 @@ def _check_images(model, start: int, spec: Spec, batches: int) -> None:
 
 # --- the two paths --------------------------------------------------------------------------------------------------
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 class _Timer(L.Callback):
+    """Wall time from the start of batch ``warmup`` to the end of the last batch (CUDA synchronised at both ends,
+    like the plain loop's clock)."""
+
     def __init__(self, warmup: int):
         self.warmup, self.t0, self.t1 = warmup, None, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.warmup:
+            _sync()
             self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        _sync()
         self.t1 = time.perf_counter()
 
 
-def _trainer(warmup: int, steps: int, callbacks: list) -> L.Trainer:
-    return L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=warmup + steps, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     num_sanity_val_steps=0, callbacks=callbacks)
+def _trainer(warmup: int, steps: int, callbacks: list, accelerator: str = "cpu",
+             precision: str = "32-true") -> L.Trainer:
+    return L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=1,
+                     limit_train_batches=warmup + steps, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     callbacks=callbacks)
 
 
-def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False) -> float:
+def _device(accelerator: str) -> torch.device:
+    return torch.device("cuda", 0) if accelerator == "gpu" else torch.device("cpu")
+
+
+def run_lightning(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False,
+                  accelerator: str = "cpu", precision: str = "32-true") -> float:
     """Images/s of ``steps`` batches of ``training_step`` under a Trainer, after ``warmup`` batches."""
     model = build(spec, channels_last) if model is None else model
     loader = make_loader(spec, warmup + steps) if loader is None else loader
     start = model.images_seen
     timer = _Timer(warmup)
-    _trainer(warmup, steps, [timer]).fit(model, loader)
+    _trainer(warmup, steps, [timer], accelerator, precision).fit(model, loader)
     _check_images(model, start, spec, warmup + steps)
     return steps * spec.batch_size / (timer.t1 - timer.t0)
 
 
-def run_plain(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False) -> float:
-    """Images/s of ``steps`` batches of the model's plain loop, after ``warmup`` batches."""
+def run_plain(spec: Spec, warmup: int, steps: int, model=None, loader=None, channels_last: bool = False,
+              accelerator: str = "cpu", precision: str = "32-true") -> float:
+    """Images/s of ``steps`` batches of the model's plain loop, after ``warmup`` batches (on the accelerator's
+    device; bf16-mixed as Lightning runs it, see ``plain_loops._run``)."""
     model = build(spec, channels_last) if model is None else model
+    model.to(_device(accelerator))
     loader = make_loader(spec, warmup + steps) if loader is None else loader
     start = model.images_seen
-    seconds = PLAIN_LOOPS[spec.model](model, loader, warmup, steps)
+    seconds = PLAIN_LOOPS[spec.model](model, loader, warmup, steps, precision=precision)
     _check_images(model, start, spec, warmup + steps)
     return steps * spec.batch_size / seconds
 
@@ -212,30 +232,39 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def probe_memory(label: str, arm: str, warmup: int, steps: int, batch_size: int | None) -> dict:
-    """Run ``arm`` once in this (fresh) process; the peak-RSS increase over the RSS just before the loop."""
+def probe_memory(label: str, arm: str, warmup: int, steps: int, batch_size: int | None, accelerator: str = "cpu",
+                 precision: str = "32-true") -> dict:
+    """Run ``arm`` once in this (fresh) process; the peak-RSS increase over the RSS just before the loop (and on a
+    GPU the peak of CUDA memory allocated during the run)."""
     spec = resolve(label, batch_size)
     path, channels_last = ARMS[arm]
     model = build(spec, channels_last)
     loader = make_loader(spec, warmup + steps)
     gc.collect()
+    gpu = accelerator == "gpu"
+    if gpu:
+        model.to(_device(accelerator))
+        torch.cuda.reset_peak_memory_stats()
+        cuda_before = torch.cuda.memory_allocated()
     exact = _reset_peak_rss()
     before = _proc_status_kib("VmRSS")
     if before is None:  # no /proc: ru_maxrss only
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    img_s = PATHS[path](spec, warmup, steps, model=model, loader=loader)
+    img_s = PATHS[path](spec, warmup, steps, model=model, loader=loader, accelerator=accelerator, precision=precision)
+    cuda = ({"cuda_peak_delta_mib": round((torch.cuda.max_memory_allocated() - cuda_before) / 2**20, 1)}
+            if gpu else {})
     peak = _proc_status_kib("VmHWM") if exact else None
     method = "VmHWM reset by /proc/self/clear_refs, minus VmRSS before the loop"
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         method = "ru_maxrss minus the RSS before the loop (an underestimate if the peak came before the loop)"
     return {"peak_rss_delta_mib": round((peak - before) / 1024, 1), "peak_rss_mib": round(peak / 1024, 1),
-            "rss_before_mib": round(before / 1024, 1), "img_s": img_s, "method": method}
+            "rss_before_mib": round(before / 1024, 1), **cuda, "img_s": img_s, "method": method}
 
 
 def measure_memory(label: str, arm: str, args) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", label, arm, "--warmup", str(args.warmup),
-           "--steps", str(args.steps)]
+           "--steps", str(args.steps), "--accelerator", args.accelerator, "--precision", args.precision]
     if args.batch_size:
         cmd += ["--batch-size", str(args.batch_size)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
@@ -267,7 +296,9 @@ def compare(spec: Spec, args) -> dict:
         order = (first, second) if r % 2 == 0 else (second, first)
         for arm in order:
             path, channels_last = ARMS[arm]
-            runs[arm].append(PATHS[path](spec, args.warmup, args.steps, channels_last=channels_last))
+            gc.collect()  # the previous run's model and Trainer are freed now, not during this run's timed steps
+            runs[arm].append(PATHS[path](spec, args.warmup, args.steps, channels_last=channels_last,
+                                         accelerator=args.accelerator, precision=args.precision))
         print(f"{spec.label} pair {r + 1}/{args.repeats} ({order[0]} first): "
               + ", ".join(f"{a} {runs[a][-1]:.1f} img/s" for a in (first, second)), file=sys.stderr, flush=True)
     ratios = [a / b for a, b in zip(runs[first], runs[second])]
@@ -303,7 +334,7 @@ def _git(*args: str) -> str | None:
         return None
 
 
-def environment(argv: list[str]) -> dict:
+def environment(argv: list[str], accelerator: str = "cpu") -> dict:
     import numpy
 
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -311,7 +342,8 @@ def environment(argv: list[str]) -> dict:
         "machine": {"cpu": _cpu_name(), "arch": platform.machine(), "cpu_count": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                    "gpu_used": False},
+                    "gpu_used": accelerator == "gpu",
+                    "gpu": torch.cuda.get_device_name(0) if accelerator == "gpu" else None},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": L.__version__,
                      "numpy": numpy.__version__, "gan_zoo_commit": _git("rev-parse", "HEAD"),
                      "gan_zoo_dirty": bool(status) if status is not None else None},
@@ -346,6 +378,10 @@ def main(argv=None) -> int:
                         "channels-last weights against contiguous ones")
     p.add_argument("--channels-last", action="store_true",
                    help="with --compare paths: both paths with channels-last weights (fit.py --channels-last)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
+                   help="where both paths run (gpu: the first CUDA device; batches are made on the host and moved)")
+    p.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
+                   help="both paths: fp32, or bf16 autocast around each whole step (Lightning's bf16-mixed)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--probe-memory", nargs=2, metavar=("SPEC", "ARM"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -353,7 +389,8 @@ def main(argv=None) -> int:
         p.error("--steps and --repeats must be >= 1, --warmup >= 0")
 
     if args.probe_memory:
-        print(json.dumps(probe_memory(*args.probe_memory, args.warmup, args.steps, args.batch_size)))
+        print(json.dumps(probe_memory(*args.probe_memory, args.warmup, args.steps, args.batch_size, args.accelerator,
+                                      args.precision)))
         return 0
 
     if args.models is None and args.configs is None:
@@ -370,7 +407,11 @@ def main(argv=None) -> int:
             print(f"error: unknown config {name!r}; valid: {', '.join(CONFIGS)}", file=sys.stderr)
             return 2
 
-    results = {**environment(argv), "compare": args.compare, "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        print("error: --accelerator gpu, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
+               "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
                "memory_method": args.memory, "models": {}, "configs": {}}
     for name in models:
         results["models"][name] = compare(model_spec(name, args.batch_size), args)

@@ -58,22 +58,53 @@ def _randn(model, n: int, like: Tensor) -> Tensor:
     return torch.randn(n, model.latent_dim, device=like.device)
 
 
-def _run(model: nn.Module, loader, warmup: int, steps: int, step: StepFn) -> float:
-    """Train ``warmup + steps`` batches with ``step(batch_idx, batch)``; the seconds of the last ``steps``."""
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _run(model: nn.Module, loader, warmup: int, steps: int, step: StepFn, precision: str = "32-true") -> float:
+    """Train ``warmup + steps`` batches with ``step(batch_idx, batch)``; the seconds of the last ``steps``.
+
+    The model's device (where its parameters are) is where batches go and where the steps run; ``precision``
+    ``"bf16-mixed"`` runs each whole step under ``torch.autocast(<device>, torch.bfloat16, cache_enabled=False)``,
+    which is what Lightning's ``bf16-mixed`` precision does around a manual-optimization ``training_step`` (backward
+    and optimizer steps included).
+    On CUDA the device is synchronised before the clock starts and before it stops."""
     if warmup < 0 or steps < 1:
         raise ValueError(f"need warmup >= 0 and steps >= 1, got warmup={warmup}, steps={steps}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    device = next(model.parameters()).device
     total = warmup + steps
     model.train()
     t0 = None
     done = 0
     with torch.enable_grad():
         for i, batch in enumerate(loader):
+            batch = _to_device(batch, device)
             if i == warmup:
+                _sync(device)
                 t0 = time.perf_counter()
-            step(i, batch)
+            if precision == "bf16-mixed":
+                # no cast cache: the step updates weights inside the region, and a cached bf16 copy would be stale
+                with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
+                    step(i, batch)
+            else:
+                step(i, batch)
             done += 1
             if done == total:
                 break
+    _sync(device)
     t1 = time.perf_counter()
     if done < total:
         raise ValueError(f"the loader gave {done} batches, fewer than warmup + steps = {total}")
@@ -82,7 +113,7 @@ def _run(model: nn.Module, loader, warmup: int, steps: int, step: StepFn) -> flo
 
 # --- DCGAN, LSGAN (gan_zoo/models/alternating.py) ---------------------------------------------------------------
 
-def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn) -> float:
+def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn, precision: str = "32-true") -> float:
     hp = model.hparams
     G, D, balance = model.generator, model.discriminator, model.balance
     opt_g = _adam(G.parameters(), hp)
@@ -123,23 +154,24 @@ def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn) -
         balance.observe_g_loss(loss_g)
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
-def plain_dcgan(model, loader, warmup: int, steps: int) -> float:
+def plain_dcgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     real_target = 1.0 - model.hparams.label_smoothing
-    return _alternating(model, loader, warmup, steps, lambda r, f: bce_d_loss(r, f, real_target), ns_g_loss)
+    return _alternating(model, loader, warmup, steps, lambda r, f: bce_d_loss(r, f, real_target), ns_g_loss,
+                        precision)
 
 
-def plain_lsgan(model, loader, warmup: int, steps: int) -> float:
+def plain_lsgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     a, b, c = LSGAN_CODINGS[model.hparams.coding]
     return _alternating(model, loader, warmup, steps, lambda r, f: lsgan_d_loss(r, f, a, b),
-                        lambda f: lsgan_g_loss(f, c))
+                        lambda f: lsgan_g_loss(f, c), precision)
 
 
 # --- PGGAN (gan_zoo/models/pggan.py) ----------------------------------------------------------------------------
 
-def plain_pggan(model, loader, warmup: int, steps: int) -> float:
+def plain_pggan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """WGAN-GP + drift, one D then one G step per batch; the stage follows ``images_seen``; Adam's state is cleared
     at every phase change (``model.phase_index`` is the phase of the last step, as in ``training_step``)."""
     hp = model.hparams
@@ -187,12 +219,12 @@ def plain_pggan(model, loader, warmup: int, steps: int) -> float:
         model.update_ema()
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 # --- SelfGAN (gan_zoo/models/selfgan.py) ------------------------------------------------------------------------
 
-def plain_selfgan(model, loader, warmup: int, steps: int) -> float:
+def plain_selfgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """One Adam over G and D, one backward per batch, the previous batch's fakes replayed as "fake"."""
     hp = model.hparams
     G, D = model.generator, model.discriminator
@@ -213,12 +245,12 @@ def plain_selfgan(model, loader, warmup: int, steps: int) -> float:
         model.last_fake = fake.detach()
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 # --- the semi-supervised GAN (gan_zoo/models/semisup.py) --------------------------------------------------------
 
-def plain_semisupgan(model, loader, warmup: int, steps: int) -> float:
+def plain_semisupgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """D step on the labeled batch (supervised) plus unlabeled real vs fake (unsupervised), EMA of D; then the G
     step (feature matching or non-saturating) and the G EMA. ``supervised_only``: the D step on the labeled batch."""
     hp = model.hparams
@@ -258,12 +290,12 @@ def plain_semisupgan(model, loader, warmup: int, steps: int) -> float:
             model.update_ema()
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 # --- BiGAN, BigBiGAN (gan_zoo/models/bigan.py) ------------------------------------------------------------------
 
-def _bigan(model, loader, warmup: int, steps: int) -> float:
+def _bigan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """A D step per batch on (x, E(x)) vs (G(z), z) with E and G frozen; every ``d_steps``-th batch an E+G step on
     the same batch and z through the frozen D (one Adam over G and E, E at ``lr * lr_e_mult``)."""
     hp = model.hparams
@@ -297,7 +329,7 @@ def _bigan(model, loader, warmup: int, steps: int) -> float:
             model.update_ema()
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 plain_bigan = _bigan
@@ -329,7 +361,7 @@ def _d_param_grads(D: nn.Module, loss_fn, x: Tensor) -> tuple[Tensor, tuple[Tens
     return scores.detach(), grads
 
 
-def plain_egan(model, loader, warmup: int, steps: int) -> float:
+def plain_egan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """A BCE D step per batch against the parents' samples; every ``d_steps``-th batch one generation: per parent
     and mutation a child from the parent's weights and Adam state takes one G step, is scored by ``F_q + gamma F_d``
     at the (pre-update) D, and the ``mu`` fittest children become the parents; then the EMA step."""
@@ -383,12 +415,12 @@ def plain_egan(model, loader, warmup: int, steps: int) -> float:
             generation(real)
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 # --- Ensemble SGAN (gan_zoo/models/sgan.py) ---------------------------------------------------------------------
 
-def plain_sgan(model, loader, warmup: int, steps: int) -> float:
+def plain_sgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """Per batch: N local GAN steps on N chunks with per-pair latent streams, a global-D step against the local
     fakes, messengers refreshed every ``messenger_sync`` iterations and stepped on real vs G_0 samples, then the
     global-G step against the frozen messengers and the EMA step."""
@@ -449,7 +481,7 @@ def plain_sgan(model, loader, warmup: int, steps: int) -> float:
         model.iterations += 1
         model.images_seen += n
 
-    return _run(model, loader, warmup, steps, step)
+    return _run(model, loader, warmup, steps, step, precision)
 
 
 PLAIN_LOOPS: dict[str, Callable[..., float]] = {

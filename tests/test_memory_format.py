@@ -44,7 +44,7 @@ def test_channels_last_trains_the_same_weights(name):
     torch.testing.assert_close(x, nchw.sample(4, seed=0), rtol=1e-4, atol=1e-5)
 
 
-def test_fit_channels_last_resumes_in_either_format(tmp_path):
+def test_fit_channels_last_is_the_default_and_resumes_in_either_format(tmp_path):
     # a checkpoint written by a channels-last run (channels-last weights and Adam moments) resumes in a contiguous
     # run, and back: loading copies values into the running model's own tensors
     from tests.test_datamodules import write_mnist
@@ -53,7 +53,7 @@ def test_fit_channels_last_resumes_in_either_format(tmp_path):
     common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
               "--out", str(tmp_path / "run"), "--resolution", "16", "--batch-size", "16", "--ngf", "8", "--ndf", "8",
               "--metrics", "none", "--no-progress-bar"]
-    assert main([*common, "--max-images", "32", "--channels-last"]) == 0
+    assert main([*common, "--max-images", "32"]) == 0  # channels-last is the default
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["channels_last"] is True
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert any(_is_channels_last(v) for v in ckpt["state_dict"].values())
