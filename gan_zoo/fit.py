@@ -97,8 +97,8 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
                    help="torch.compile the trained networks (backend: inductor unless named; checkpoints unchanged)")
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the networks' conv weights (and so their activations) in channels-last memory format: "
-                        "the same arithmetic, measured 1-12 %% faster for every model on the CPU (BENCHMARKS.md); "
-                        "--no-channels-last for the contiguous format")
+                        "the same arithmetic, measured 0.5-13.5 %% faster (medians) for every model on the CPU "
+                        "(BENCHMARKS.md); --no-channels-last for the contiguous format")
     t.add_argument("--seed", type=int, default=0, help="seed of everything (weights, noise, data order)")
     t.add_argument("--ckpt-path", default=None, help="resume from a checkpoint file, or 'last' (<out>/checkpoints)")
     m = p.add_argument_group("metrics")
