@@ -25,6 +25,9 @@ full-resolution networks at alpha 1 (its schedule would otherwise spend 60,000 i
     python scripts/benchmark.py                               # every model + the canonical 64x64 DCGAN
     python scripts/benchmark.py --models dcgan,egan --steps 3 --warmup 1 --repeats 1 --memory none
     python scripts/benchmark.py --configs canonical64 --steps 20 --repeats 5 --json out.json   # DCGAN configs only
+    python scripts/benchmark.py --channels-last                   # both paths with channels-last weights
+    python scripts/benchmark.py --compare formats                 # Lightning path: channels-last vs contiguous
+    python scripts/benchmark.py --accelerator gpu --precision bf16-mixed --channels-last   # scripts/gpu_perf.sh
 """
 
 from __future__ import annotations
@@ -278,14 +281,13 @@ def measure_memory(label: str, arm: str, args) -> dict:
 # arm -> (path, channels_last); an arm is one side of a side-by-side comparison
 ARMS = {"lightning": ("lightning", False), "plain": ("plain", False),
         "lightning_cl": ("lightning", True), "plain_cl": ("plain", True)}
-# --compare -> the two arms (ratio = first / second), for contiguous and for --channels-last weights
-COMPARISONS = {"paths": (("lightning", "plain"), ("lightning_cl", "plain_cl")),
-               "formats": (("lightning_cl", "lightning"), ("lightning_cl", "lightning"))}
 
 
 def arms_for(args) -> tuple[str, str]:
-    contiguous, channels_last = COMPARISONS[args.compare]
-    return channels_last if args.channels_last else contiguous
+    """The two arms of ``--compare`` (the ratio is first / second)."""
+    if args.compare == "formats":
+        return "lightning_cl", "lightning"
+    return ("lightning_cl", "plain_cl") if args.channels_last else ("lightning", "plain")
 
 
 def compare(spec: Spec, args) -> dict:
@@ -373,7 +375,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="runs per path (pairs)")
     p.add_argument("--memory", choices=("subprocess", "none"), default="subprocess",
                    help="peak-memory measurement: one fresh process per model and path (default), or none")
-    p.add_argument("--compare", choices=tuple(COMPARISONS), default="paths",
+    p.add_argument("--compare", choices=("paths", "formats"), default="paths",
                    help="paths: the Lightning path against the plain loop (default); formats: the Lightning path with "
                         "channels-last weights against contiguous ones")
     p.add_argument("--channels-last", action="store_true",
