@@ -8,11 +8,11 @@ updates (``model.update_ema()``, ``gan_zoo.base.ema_step_``) and the same images
 draws them, so from the same seed and initial weights both paths end with the same weights
 (``tests/test_plain_loops.py`` checks it bitwise). ``scripts/benchmark.py`` times the two paths against each other.
 
-Interface: ``PLAIN_LOOPS[name](model, loader, warmup, steps) -> seconds``: trains ``warmup + steps`` batches of
+Interface: ``PLAIN_LOOPS[name](model, loader, warmup, steps, precision="32-true") -> seconds``: trains ``warmup + steps`` batches of
 ``loader`` and returns the wall time of the last ``steps`` (measured like the benchmark's Lightning timer: from the
 start of batch ``warmup``, after it was fetched, to the end of the last batch). Loops expect a freshly built model
 (state such as EGAN's Adam states or SGAN's latent streams starts where a new ``trainer.fit`` starts) on the CPU or
-one device, in float32.
+one device, in float32 or (``precision="bf16-mixed"``) under bf16 autocast.
 
 The model's pure-tensor helpers that describe its algorithm are reused where they are not Lightning machinery:
 PGGAN's ``schedule`` / ``set_stage`` / ``real_at``, the alternating models' ``balance`` policy, EGAN's
