@@ -95,6 +95,8 @@ class Dump(L.Callback):
                    f"{{out}}/rank{{trainer.global_rank}}.pt")
 
 model = build(name)  # seeded: the same initial weights on both ranks
+if sys.argv[4:] == ["channels_last"]:
+    model.to(memory_format=torch.channels_last)
 L.seed_everything(100 + rank)  # then different latents on each rank, as in a real run
 trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1,
                     limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -184,3 +186,28 @@ def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, tmp_path):
     assert sum(not torch.equal(v, fresh[k]) for k, v in a.items()) > len(a) // 2  # most parameters trained
     for k in a:  # equal up to the summation order of the two all-reduces
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"{name}: {k}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["gan_ddp", "ddp_find_unused_parameters_true"])
+def test_ddp_with_channels_last_weights_trains_the_same_weights(strategy, tmp_path):
+    """fit.py's default format under both DDP strategies: gradients of channels-last weights are averaged element
+    for element (gan_ddp flattens them in logical order; Lightning's DDP buckets them), so the same run in the
+    contiguous format ends with the same weights up to the convolutions' summation order."""
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    states = {}
+    for fmt in ("contiguous", "channels_last"):
+        out = tmp_path / fmt
+        out.mkdir()
+        r = subprocess.run([sys.executable, str(script), "dcgan", str(out), strategy, fmt], capture_output=True,
+                           text=True, timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert r.returncode == 0, r.stderr[-3000:]
+        states[fmt] = [torch.load(out / f"rank{i}.pt", weights_only=True)["state"] for i in (0, 1)]
+    (a0, a1), (b0, b1) = states["contiguous"], states["channels_last"]
+    assert any(v.dim() == 4 and not v.is_contiguous() for v in b0.values())  # the run really was channels-last
+    fresh = dict(build("dcgan").named_parameters())
+    assert sum(not torch.equal(v, fresh[k]) for k, v in b0.items()) > len(b0) // 2
+    for k in a0:
+        assert torch.equal(b0[k], b1[k]), k  # the ranks agree
+        torch.testing.assert_close(b0[k], a0[k], rtol=1e-4, atol=1e-5, msg=f"{strategy}: {k}")
