@@ -105,15 +105,22 @@ trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
 '''
 
 
+def run_ddp(tmp_path, out, *args: str) -> None:
+    """Run DDP_SCRIPT in 2 CPU processes (``args``: model name, strategy[, "channels_last"]); ranks dump to ``out``."""
+    script = tmp_path / "ddp.py"
+    if not script.exists():
+        script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    name, *rest = args
+    r = subprocess.run([sys.executable, str(script), name, str(out), *rest], capture_output=True, text=True,
+                       timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["gan_ddp", "ddp_find_unused_parameters_true"])
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, strategy, tmp_path):
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
-    r = subprocess.run([sys.executable, str(script), name, str(tmp_path), strategy], capture_output=True, text=True,
-                       timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_ddp(tmp_path, tmp_path, name, strategy)
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert a["first"] != b["first"]  # the ranks trained on different images
@@ -171,15 +178,11 @@ def test_resume_mid_epoch_continues_every_model_exactly(name, tmp_path):
 @pytest.mark.parametrize("name", ["dcgan", "egan"])
 def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, tmp_path):
     """gan_ddp (per-optimizer all-reduce, no wrapper) and Lightning's DDP average the same gradients: same weights."""
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
     states = {}
     for strategy in ("gan_ddp", "ddp_find_unused_parameters_true"):
         out = tmp_path / strategy
         out.mkdir()
-        r = subprocess.run([sys.executable, str(script), name, str(out), strategy], capture_output=True, text=True,
-                           timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert r.returncode == 0, r.stderr[-3000:]
+        run_ddp(tmp_path, out, name, strategy)
         states[strategy] = torch.load(out / "rank0.pt", weights_only=True)["state"]
     a, b = states.values()
     fresh = dict(build(name).named_parameters())
@@ -194,15 +197,11 @@ def test_ddp_with_channels_last_weights_trains_the_same_weights(strategy, tmp_pa
     """fit.py's default format under both DDP strategies: gradients of channels-last weights are averaged element
     for element (gan_ddp flattens them in logical order; Lightning's DDP buckets them), so the same run in the
     contiguous format ends with the same weights up to the convolutions' summation order."""
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
     states = {}
     for fmt in ("contiguous", "channels_last"):
         out = tmp_path / fmt
         out.mkdir()
-        r = subprocess.run([sys.executable, str(script), "dcgan", str(out), strategy, fmt], capture_output=True,
-                           text=True, timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert r.returncode == 0, r.stderr[-3000:]
+        run_ddp(tmp_path, out, "dcgan", strategy, fmt)
         states[fmt] = [torch.load(out / f"rank{i}.pt", weights_only=True)["state"] for i in (0, 1)]
     (a0, a1), (b0, b1) = states["contiguous"], states["channels_last"]
     assert any(v.dim() == 4 and not v.is_contiguous() for v in b0.values())  # the run really was channels-last
