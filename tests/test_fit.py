@@ -116,6 +116,12 @@ def test_wandb_offline_run_writes_metrics_and_images(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert main(["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "wandb",
                  "--max-images", "64", "--out", str(run), "--sample-every-images", "32", *SMALL]) == 0
+    # run.finish() returns once the run's exit is recorded, but wandb-core closes (flushes) the record log only after
+    # that, asynchronously: CI once read the file holding only its 7-byte header. Teardown waits for the service process
+    # to exit, which is what the atexit hook does when fit.py ends, so the file is then complete.
+    import wandb
+
+    wandb.teardown()
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     files = offline[0] / "files"
