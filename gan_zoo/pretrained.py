@@ -60,12 +60,15 @@ def manifest() -> dict[str, dict]:
 
 
 def _extractors() -> dict[str, dict]:
-    from gan_zoo.metrics.extractors import extractor_manifest
+    """The extractor manifest's entries; none when the manifest is absent, an error naming it when it is corrupt."""
+    from gan_zoo.metrics.extractors import ExtractorError, extractor_manifest
 
+    if not (weights.CHECKPOINTS / "extractors.json").is_file():
+        return {}
     try:
         return extractor_manifest()
-    except Exception:
-        return {}
+    except ExtractorError as e:
+        raise PretrainedError(str(e)) from e
 
 
 def list_pretrained(kind: str = "all") -> list[str]:

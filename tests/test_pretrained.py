@@ -89,6 +89,21 @@ def test_load_by_name_and_list(zoo_dir):
     assert "dcgan.tiny" in str(e.value) and "fmnist-cnn" in str(e.value)
 
 
+def test_manifests_absent_list_nothing_and_corrupt_ones_are_refused_by_path(zoo_dir):
+    add_entry(zoo_dir, "dcgan.tiny", tiny("dcgan"))
+    (zoo_dir / "extractors.json").unlink()
+    assert zoo.list_pretrained() == ["dcgan.tiny"]  # an install without metric extractors
+    (zoo_dir / "extractors.json").write_text('{"fmnist-cnn": ')
+    assert gan_zoo.load_pretrained("dcgan.tiny").model_name == "dcgan"  # a GAN entry does not need it
+    for call in (zoo.list_pretrained, lambda: gan_zoo.load_pretrained("fmnist-cnn")):
+        with pytest.raises(PretrainedError, match=r"extractor manifest .*extractors\.json is not valid JSON"):
+            call()
+    shutil.copy(REAL_CHECKPOINTS / "extractors.json", zoo_dir / "extractors.json")
+    (zoo_dir / zoo.MANIFEST).write_text("[")
+    with pytest.raises(PretrainedError, match=r"zoo manifest .*zoo\.json is not valid JSON"):
+        zoo.list_pretrained()
+
+
 def test_corrupt_truncated_and_mismatched_files_are_refused(zoo_dir):
     path = add_entry(zoo_dir, "dcgan.tiny", tiny("dcgan"))
     good = path.read_bytes()

@@ -106,7 +106,10 @@ def extractor_manifest() -> dict:
     path = weights.CHECKPOINTS / "extractors.json"
     if not path.is_file():
         raise ExtractorError(f"no extractor manifest at {path}")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ExtractorError(f"the extractor manifest {path} is not valid JSON: {e}") from e
 
 
 def load_domain_cnn(name: str) -> DomainExtractor:
