@@ -9,7 +9,13 @@ the same Adam settings and the same number of training iterations (batches of ``
 loader batch is ``n_pairs x --batch``, split over its local pairs, so each of its networks also sees ``--batch``);
 samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one high-quality sample
 (within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram against uniform.
-Reports mean and standard error over seeds, and the wall time of each run (one thread each).
+Reports mean and standard error over seeds, how many runs meet the target (every mode, >= 90 % high quality, reverse
+KL < 0.04, PacGAN4's), and the wall time of each run (one thread each).
+
+Runs split over several invocations (or machines) append to one ``--jsonl``; ``--summarize`` then prints their table:
+
+    python scripts/toy_benchmark.py --summarize toys.jsonl --models egan --toys grid25 --iterations 12000 \
+        --extra "--gamma 0 --d-steps 1"
 """
 
 from __future__ import annotations
@@ -45,18 +51,55 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.time() - t0
     if r.returncode != 0:
-        return {"model": model, "toy": toy, "seed": seed, "error": r.stderr[-1500:], "wall_s": round(wall, 1)}
+        return {"model": model, "toy": toy, "seed": seed, "error": r.stderr[-1500:], "wall_s": round(wall, 1),
+                "iterations": args.iterations, "extra": args.extra}
     with open(out / "logs" / "metrics.csv") as f:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1)}
+            "wall_s": round(wall, 1), "iterations": args.iterations, "extra": args.extra}
 
 
-def _mse(values: list[float]) -> str:
+def _mse(values: list[float], digits: int = 2) -> str:
     m = statistics.mean(values)
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{m:.2f} +- {se:.2f}"
+    return f"{m:.{digits}f} +- {se:.{digits}f}"
+
+
+NUM_MODES = {"ring8": 8, "grid25": 25}
+
+
+def meets_target(r: dict) -> bool:
+    """The issue's target for one run: every mode, at least 90 % high quality, reverse KL below PacGAN4's 0.04."""
+    return r["modes"] == NUM_MODES[r["toy"]] and r["hq_percent"] >= 90.0 and r["reverse_kl"] < 0.04
+
+
+def table(results: list[dict], toys: list[str], models: list[str]) -> str:
+    lines = ["| toy | model | modes | high quality % | reverse KL | runs | runs meeting the target | wall s per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for toy, model in itertools.product(toys, models):
+        rs = [r for r in results if r["toy"] == toy and r["model"] == model and "error" not in r]
+        if not rs:
+            lines.append(f"| {toy} | {model} | failed | | | 0 | | |")
+            continue
+        lines.append(f"| {toy} | {model} | {_mse([r['modes'] for r in rs])} | {_mse([r['hq_percent'] for r in rs])} | "
+                     f"{_mse([r['reverse_kl'] for r in rs], 3)} | {len(rs)} | {sum(map(meets_target, rs))} | "
+                     f"{statistics.median(r['wall_s'] for r in rs):.0f} |")
+    return "\n".join(lines)
+
+
+def read_results(path: str, args) -> list[dict]:
+    """The records of ``path`` matching the selection of ``args``, the last one per (model, toy, seed)."""
+    seeds = {int(s) for s in args.seeds.split(",")}
+    latest: dict[tuple, dict] = {}
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if (r["model"] in args.models.split(",") and r["toy"] in args.toys.split(",") and r["seed"] in seeds
+                and r.get("iterations") == args.iterations and r.get("extra", "") == args.extra and "error" not in r):
+            latest[(r["model"], r["toy"], r["seed"])] = r
+    return list(latest.values())
 
 
 def main(argv=None) -> int:
@@ -74,6 +117,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/toy_benchmark")
     p.add_argument("--json", default=None)
     p.add_argument("--jsonl", default=None, help="append each run's result here as soon as it finishes")
+    p.add_argument("--summarize", default=None, metavar="JSONL",
+                   help="run nothing: print the table of the runs recorded in JSONL (from --jsonl) that match --models, "
+                        "--toys, --seeds, --iterations and --extra; a seed recorded twice counts once (the last record)")
     args = p.parse_args(argv)
     grid = list(itertools.product(args.models.split(","), args.toys.split(","), [int(s) for s in args.seeds.split(",")]))
     grid.sort(key=lambda c: {"sgan": 0, "egan": 1}.get(c[0], 2))  # the slowest first
@@ -84,17 +130,13 @@ def main(argv=None) -> int:
                 f.write(json.dumps(r) + "\n")
         return r
 
+    if args.summarize:
+        results = read_results(args.summarize, args)
+        print(table(results, args.toys.split(","), args.models.split(",")))
+        return 0
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(job, grid))
-    print("| toy | model | modes | high quality % | reverse KL | runs | wall s per run |")
-    print("|---|---|---|---|---|---|---|")
-    for toy, model in itertools.product(args.toys.split(","), args.models.split(",")):
-        rs = [r for r in results if r["toy"] == toy and r["model"] == model and "error" not in r]
-        if not rs:
-            print(f"| {toy} | {model} | failed | | | 0 | |")
-            continue
-        print(f"| {toy} | {model} | {_mse([r['modes'] for r in rs])} | {_mse([r['hq_percent'] for r in rs])} | "
-              f"{_mse([r['reverse_kl'] for r in rs])} | {len(rs)} | {statistics.median(r['wall_s'] for r in rs):.0f} |")
+    print(table(results, args.toys.split(","), args.models.split(",")))
     errors = [r for r in results if "error" in r]
     for r in errors:
         print(f"FAILED {r['model']} {r['toy']} seed {r['seed']}: {r['error'][-300:]}", file=sys.stderr)

@@ -1,0 +1,45 @@
+"""``scripts/toy_benchmark.py``: a real (tiny) run records its result, and ``--summarize`` tabulates recorded runs."""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import toy_benchmark  # noqa: E402
+
+
+def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
+    jsonl = tmp_path / "runs.jsonl"
+    assert toy_benchmark.main(["--models", "dcgan", "--toys", "ring8", "--seeds", "0", "--iterations", "3",
+                               "--batch", "16", "--hidden", "8", "--jobs", "1", "--out", str(tmp_path / "out"),
+                               "--jsonl", str(jsonl)]) == 0
+    (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert (r["model"], r["toy"], r["seed"], r["iterations"], r["extra"]) == ("dcgan", "ring8", 0, 3, "")
+    assert 0 <= r["modes"] <= 8 and 0 <= r["hq_percent"] <= 100
+    assert "| ring8 | dcgan |" in capsys.readouterr().out
+
+
+def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_target(tmp_path, capsys):
+    def rec(seed, modes, hq, rkl, iterations=12000, extra="", model="egan"):
+        return json.dumps({"model": model, "toy": "grid25", "seed": seed, "modes": modes, "hq_percent": hq,
+                           "reverse_kl": rkl, "wall_s": 10.0, "iterations": iterations, "extra": extra})
+
+    lines = [rec(0, 20.0, 80.0, 0.5),   # superseded by the rerun of seed 0 below
+             rec(0, 25.0, 95.0, 0.01),  # meets the target
+             rec(1, 25.0, 89.0, 0.01),  # too few high-quality samples
+             rec(2, 24.0, 95.0, 0.01),  # a mode missing
+             rec(3, 25.0, 95.0, 0.05),  # reverse KL too high
+             rec(4, 25.0, 95.0, 0.02, iterations=3000),            # another budget: not selected
+             rec(4, 25.0, 95.0, 0.02, extra="--gamma 0"),          # other settings: not selected
+             rec(4, 25.0, 95.0, 0.02, model="sgan"),               # another model: not selected
+             json.dumps({"model": "egan", "toy": "grid25", "seed": 4, "error": "boom", "iterations": 12000,
+                         "extra": ""})]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert toy_benchmark.main(["--summarize", str(path), "--models", "egan", "--toys", "grid25",
+                               "--iterations", "12000"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| grid25 | egan")]
+    # modes 25, 25, 24, 25: mean 24.75, standard error 0.5 / 2 = 0.25; reverse KL mean (0.01*3 + 0.05) / 4 = 0.02
+    assert row == ["| grid25 | egan | 24.75 +- 0.25 | 93.50 +- 1.50 | 0.020 +- 0.010 | 4 | 1 | 10 |"]
