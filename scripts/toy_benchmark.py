@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds: the PacGAN / VEEGAN protocol.
+r"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds: the PacGAN / VEEGAN protocol.
 
     python scripts/toy_benchmark.py --models dcgan,lsgan,selfgan,egan,sgan --toys ring8,grid25 --seeds 0,1,2,3,4 \
         --iterations 3000 --jobs 16 --json toys.json
