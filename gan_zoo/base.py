@@ -67,7 +67,11 @@ class GANModule(L.LightningModule):
         """Images from the sampling generator for latents ``z`` (eval mode), clamped to [-1, 1], in contiguous
         memory format (also when the networks are channels-last); ``kwargs`` go to the generator (e.g. PGGAN's
         ``level`` and ``alpha``)."""
-        g = self.sampling_generator
+        return self._generate_with(self.sampling_generator, z, batch_size, **kwargs)
+
+    @torch.no_grad()
+    def _generate_with(self, g: nn.Module, z: Tensor, batch_size: int = 256, **kwargs) -> Tensor:
+        """``generate`` with generator ``g`` (e.g. an ensemble's member)."""
         was_training = g.training
         g.eval()
         try:

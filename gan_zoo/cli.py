@@ -29,6 +29,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, UnknownNameError, DataError, CheckpointError, ExtractorError, DivergenceError)
 
 
+def check_member(model, member: int) -> None:
+    """``--member``: a local generator of an ensemble SGAN, 1..N; anything else is a user error saying what is valid."""
+    if model.model_name != "sgan":
+        raise UserError(f"--member needs an ensemble SGAN, not {model.model_name!r}")
+    n = model.hparams.n_pairs
+    if not 1 <= member <= n:
+        raise UserError(f"--member must be in 1..{n} (this SGAN has {n} local pairs), got {member}")
+
+
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run ``main`` and turn user errors into ``error: <message>`` on stderr with exit status 2."""
     try:

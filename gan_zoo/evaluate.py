@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from gan_zoo.cli import UserError, run_main
+from gan_zoo.cli import UserError, check_member, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="fid,is,kid",
                    help="comma list of fid, is, kid; or 'toy' (2D toys); or 'probe' (linear probe of an encoder)")
     p.add_argument("--probe-train", type=int, default=None, help="probe: training images (default: the train split)")
-    p.add_argument("--n", type=int, default=10_000, help="generated images (toy: samples, 2500 in the protocol)")
+    p.add_argument("--n", type=int, default=None,
+                   help="generated images (default 10,000); toy: samples (default 2,500, the protocol's)")
     p.add_argument("--split", default="test", help="real split")
     p.add_argument("--n-real", type=int, default=None, help="real images (default: the whole split)")
     p.add_argument("--extractor", default="auto", help="fmnist-cnn, mnist-cnn, inception, or auto")
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="data set (default: the one the model was trained on)")
     p.add_argument("--data-dir", default=None, help="directory searched first for the data set files")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--member", type=int, default=None,
+                   help="sgan: measure local generator i (1..N) instead of the global one (toy, fid, is, kid)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="where to write the results")
@@ -99,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
               "seed": args.seed, "source": args.ckpt or args.pretrained, "torch": torch.__version__,
               "torchmetrics": torchmetrics.__version__, "lightning": L.__version__}
     kind = args.metrics.strip().lower()
+    if args.n is None:
+        args.n = 2500 if kind == "toy" else 10_000
+    member = {}
+    if args.member is not None:
+        if kind == "probe":
+            raise UserError("--member selects a generator; the probe measures an encoder")
+        check_member(model, args.member)
+        member = {"member": args.member}
+        result["member"] = args.member
     if kind == "probe":
         if not hasattr(model, "encode"):
             raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not {model.model_name!r}")
@@ -115,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if dm.is_image:
             raise UserError(f"--metrics toy needs a 2D toy data set, not {name!r}")
         torch.manual_seed(args.seed)
-        res = mode_metrics(model.sample(args.n, seed=args.seed), dm.modes(), dm.std)
+        res = mode_metrics(model.sample(args.n, seed=args.seed, **member), dm.modes(), dm.std)
         result.update(protocol=f"{args.n} samples, high quality within 3 std of the nearest mode",
                       metrics={"toy/modes": res["modes"], "toy/num_modes": res["num_modes"],
                                "toy/hq_percent": 100 * res["hq"], "toy/reverse_kl": res["reverse_kl"]})
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = MetricSuite(extractor, metrics).to(args.device)
         feats, status = real_features(dm, args.split, args.n_real, extractor, device=args.device)
         suite.set_real_features(feats.to(args.device))
-        generate_and_update(suite, model, args.n, args.seed, 0, 1, args.batch_size)
+        generate_and_update(suite, model, args.n, args.seed, 0, 1, args.batch_size, **member)
         res = suite.compute(args.n)
         result.update(extractor=ext_name, extractor_sha256=extractor.sha256, resize=extractor.resize_note,
                       n_fake=args.n, n_real=len(feats), real_stats_cache=status,

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan_zoo.cli import UserError, run_main
+from gan_zoo.cli import UserError, check_member, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +58,7 @@ def make_images(model, n: int, seed: int, interpolate: bool = False, steps: int 
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     if member is not None:
-        if model.model_name != "sgan":
-            raise UserError(f"--member needs an ensemble SGAN, not {model.model_name!r}")
+        check_member(model, member)
         if interpolate:
             raise UserError("--member and --interpolate cannot be combined")
         return model.sample(n, seed=seed, member=member)

@@ -223,6 +223,13 @@ def test_sgan_samples_global_and_members():
     assert a.shape == (5, 2) and not torch.equal(a, b)
     with pytest.raises(ValueError, match="1..2"):
         model.sample(5, member=3)
+    # a member's samples are its local generator's output for the same latents, in eval mode
+    z = model.sample_latent(5, generator=torch.Generator().manual_seed(1))
+    model.local_generators[1].eval()
+    assert_close(b, model.local_generators[1](z), rtol=0, atol=0)
+    model.local_generators[1].train()
+    assert_close(model.generate(z, member=2), b, rtol=0, atol=0)
+    assert model.local_generators[1].training  # its mode is restored
 
 
 def test_egan_and_sgan_run_on_images():

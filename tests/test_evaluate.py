@@ -70,3 +70,62 @@ def test_ddp_fit_with_fid_logs_the_same_value_on_every_rank(tmp_path):
     assert set(values) == {0, 1} and values[0] == values[1], r.stderr[-2000:]
     logged = [r for r in read_metrics(tmp_path / "run") if r.get("metrics/fid101_mnist-cnn_test")]
     assert float(logged[-1]["metrics/fid101_mnist-cnn_test"]) == pytest.approx(values[0], rel=1e-5)
+
+
+def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(tmp_path, capsys):
+    import torch
+
+    from datamodules import get_datamodule
+    from gan_zoo.evaluate import load_training_checkpoint
+    from gan_zoo.metrics.toy import mode_metrics
+
+    run = tmp_path / "run"
+    assert fit_main(["--model", "sgan", "--data", "ring8", "--n-pairs", "2", "--batch-size", "32", "--max-images", "96",
+                     "--latent-dim", "2", "--hidden", "8", "--metrics", "toy", "--logger", "csv", "--out", str(run),
+                     "--no-progress-bar", "--log-every-n-steps", "1"]) == 0
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    fit_end = [r for r in read_metrics(run) if r.get("toy/modes")][-1]
+    model, _, _ = load_training_checkpoint(ckpt)
+    dm = get_datamodule("ring8")
+    for member in (None, 1, 2):
+        out_json = tmp_path / f"toy_{member}.json"
+        argv = ["--ckpt", ckpt, "--metrics", "toy", "--json", str(out_json)]  # 2,500 samples by default
+        assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
+        res = json.loads(out_json.read_text())
+        assert res.get("member") == member
+        expect = mode_metrics(model.sample(2500, seed=0, member=member), dm.modes(), dm.std)
+        assert res["metrics"]["toy/hq_percent"] == pytest.approx(100 * expect["hq"])
+        assert res["metrics"]["toy/reverse_kl"] == pytest.approx(expect["reverse_kl"])
+        assert res["metrics"]["toy/modes"] == expect["modes"]
+        if member is None:  # the fit's end-of-training evaluation, reproduced
+            assert res["metrics"]["toy/hq_percent"] == pytest.approx(float(fit_end["toy/hq_percent"]))
+    # the members are other generators than the global one
+    assert not torch.equal(model.sample(50, seed=0, member=1), model.sample(50, seed=0))
+    capsys.readouterr()
+    assert evaluate_cli(["--ckpt", ckpt, "--metrics", "toy", "--member", "3"]) == 2
+    assert "--member must be in 1..2 (this SGAN has 2 local pairs), got 3" in capsys.readouterr().err
+    run_dcgan = tmp_path / "dcgan"
+    assert fit_main(["--model", "dcgan", "--data", "ring8", "--batch-size", "32", "--max-images", "32",
+                     "--latent-dim", "2", "--hidden", "8", "--metrics", "none", "--logger", "none",
+                     "--out", str(run_dcgan), "--no-progress-bar"]) == 0
+    capsys.readouterr()
+    assert evaluate_cli(["--ckpt", str(run_dcgan / "checkpoints" / "last.ckpt"), "--metrics", "toy",
+                         "--member", "1"]) == 2
+    assert "--member needs an ensemble SGAN, not 'dcgan'" in capsys.readouterr().err
+
+
+def test_evaluate_fid_of_an_sgan_member(tmp_path):
+    write_mnist(tmp_path / "data", n_train=64, n_test=64)
+    run = tmp_path / "run"
+    assert fit_main(["--model", "sgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--n-pairs", "2",
+                     "--max-images", "32", "--out", str(run), "--logger", "none", "--metrics", "none", *TINY]) == 0
+    fids = {}
+    for member in (None, 1, 2):
+        out_json = tmp_path / f"fid_{member}.json"
+        argv = ["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "64", "--json",
+                str(out_json)]
+        assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
+        res = json.loads(out_json.read_text())
+        assert res.get("member") == member and res["n_fake"] == 64 and res["extractor"] == "mnist-cnn"
+        fids[member] = res["metrics"]["metrics/fid64_mnist-cnn_test"]
+    assert len(set(fids.values())) == 3, fids  # three different generators measured

@@ -29,8 +29,9 @@ def real_features(dm, split: str, n_real: int | None, extractor, device=None) ->
 
 
 def generate_and_update(suite: MetricSuite, model, n: int, seed: int, rank: int, world: int,
-                        batch_size: int = 500) -> int:
-    """Generate this rank's share of ``n`` samples (seeded by ``seed`` and the rank) into ``suite``; return it."""
+                        batch_size: int = 500, **generate_kwargs) -> int:
+    """Generate this rank's share of ``n`` samples (seeded by ``seed`` and the rank) into ``suite``; return it.
+    ``generate_kwargs`` go to ``model.generate`` (e.g. SGAN's ``member``)."""
     share = math.ceil(n / world)
     share = max(0, min(share, n - rank * share))
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
@@ -38,7 +39,7 @@ def generate_and_update(suite: MetricSuite, model, n: int, seed: int, rank: int,
     while done < share:
         k = min(batch_size, share - done)
         z = model.sample_latent(k, generator=gen, device=model.device)
-        suite.update(model.generate(z))
+        suite.update(model.generate(z, **generate_kwargs))
         done += k
     return share
 

@@ -108,23 +108,24 @@ class EnsembleSGAN(GANModule):
                 self._z_streams.append(g)
         return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
 
+    def check_member(self, member: int) -> None:
+        if not 1 <= member <= self.hparams.n_pairs:
+            raise ValueError(f"member must be in 1..{self.hparams.n_pairs}, got {member}")
+
+    def generate(self, z: Tensor, batch_size: int = 256, member: int | None = None, **kwargs) -> Tensor:
+        """Images of the global generator (its EMA) for latents ``z``, or of local generator ``member`` (1..N)."""
+        if member is None:
+            return super().generate(z, batch_size, **kwargs)
+        self.check_member(member)
+        return self._generate_with(self.local_generators[member - 1], z, batch_size, **kwargs)
+
     def sample(self, n: int, seed: int | None = None, member: int | None = None) -> Tensor:
         """``n`` samples of the global generator (its EMA), or of local generator ``member`` (1..N)."""
         if member is None:
             return super().sample(n, seed)
-        if not 1 <= member <= self.hparams.n_pairs:
-            raise ValueError(f"member must be in 1..{self.hparams.n_pairs}, got {member}")
+        self.check_member(member)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        g = self.local_generators[member - 1]
-        was = g.training
-        g.eval()
-        try:
-            with torch.no_grad():
-                out = g(self.sample_latent(n, generator=gen, device=self.device))
-        finally:
-            g.train(was)
-        out = out.contiguous()
-        return out.clamp(-1, 1) if self.clamp_output else out
+        return self.generate(self.sample_latent(n, generator=gen, device=self.device), member=member)
 
     @staticmethod
     def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward) -> Tensor:
