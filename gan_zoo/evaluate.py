@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="path of the Inception weights file")
     p.add_argument("--data", default=None, help="data set (default: the one the model was trained on)")
     p.add_argument("--data-dir", default=None, help="directory searched first for the data set files")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampling seed; a fit's own metrics sample with its --seed, so pass that to reproduce them")
     p.add_argument("--member", type=int, default=None,
                    help="sgan: measure local generator i (1..N) instead of the global one (toy, fid, is, kid)")
     p.add_argument("--batch-size", type=int, default=500)
