@@ -31,11 +31,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def check_member(model, member: int) -> None:
     """``--member``: a local generator of an ensemble SGAN, 1..N; anything else is a user error saying what is valid."""
-    if model.model_name != "sgan":
+    if not hasattr(model, "check_member"):
         raise UserError(f"--member needs an ensemble SGAN, not {model.model_name!r}")
-    n = model.hparams.n_pairs
-    if not 1 <= member <= n:
-        raise UserError(f"--member must be in 1..{n} (this SGAN has {n} local pairs), got {member}")
+    try:
+        model.check_member(member)
+    except ValueError as e:
+        raise UserError(f"--{e}") from e
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

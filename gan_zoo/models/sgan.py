@@ -109,8 +109,10 @@ class EnsembleSGAN(GANModule):
         return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
 
     def check_member(self, member: int) -> None:
-        if not 1 <= member <= self.hparams.n_pairs:
-            raise ValueError(f"member must be in 1..{self.hparams.n_pairs}, got {member}")
+        """``ValueError`` unless ``member`` names a local pair (1..N)."""
+        n = self.hparams.n_pairs
+        if not 1 <= member <= n:
+            raise ValueError(f"member must be in 1..{n} (this SGAN has {n} local pairs), got {member}")
 
     def generate(self, z: Tensor, batch_size: int = 256, member: int | None = None, **kwargs) -> Tensor:
         """Images of the global generator (its EMA) for latents ``z``, or of local generator ``member`` (1..N)."""
