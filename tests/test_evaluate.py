@@ -104,6 +104,8 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     capsys.readouterr()
     assert evaluate_cli(["--ckpt", ckpt, "--metrics", "toy", "--member", "3"]) == 2
     assert "--member must be in 1..2 (this SGAN has 2 local pairs), got 3" in capsys.readouterr().err
+    assert evaluate_cli(["--ckpt", ckpt, "--metrics", "probe", "--member", "1"]) == 2
+    assert "--member selects a generator; the probe measures an encoder" in capsys.readouterr().err
     run_dcgan = tmp_path / "dcgan"
     assert fit_main(["--model", "dcgan", "--data", "ring8", "--batch-size", "32", "--max-images", "32",
                      "--latent-dim", "2", "--hidden", "8", "--metrics", "none", "--logger", "none",
