@@ -52,12 +52,21 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     wall = time.time() - t0
     if r.returncode != 0:
         return {"model": model, "toy": toy, "seed": seed, "error": r.stderr[-1500:], "wall_s": round(wall, 1),
-                "iterations": args.iterations, "extra": args.extra}
+                **settings(args)}
     with open(out / "logs" / "metrics.csv") as f:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1), "iterations": args.iterations, "extra": args.extra}
+            "wall_s": round(wall, 1), **settings(args)}
+
+
+# What a run's result depends on besides model, toy and seed. Records written before a field was stored carry the
+# value that was the only one used then (the defaults below): --summarize reads a missing field as that value.
+SETTINGS = {"iterations": None, "extra": "", "latent": 2, "hidden": 128, "batch": 256, "lr": 1e-3}
+
+
+def settings(args) -> dict:
+    return {k: getattr(args, k) for k in SETTINGS}
 
 
 def _mse(values: list[float], digits: int = 2) -> str:
@@ -97,7 +106,7 @@ def read_results(path: str, args) -> list[dict]:
             continue
         r = json.loads(line)
         if (r["model"] in args.models.split(",") and r["toy"] in args.toys.split(",") and r["seed"] in seeds
-                and r.get("iterations") == args.iterations and r.get("extra", "") == args.extra and "error" not in r):
+                and all(r.get(k, default) == getattr(args, k) for k, default in SETTINGS.items()) and "error" not in r):
             latest[(r["model"], r["toy"], r["seed"])] = r
     return list(latest.values())
 
@@ -119,7 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--jsonl", default=None, help="append each run's result here as soon as it finishes")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL (from --jsonl) that match --models, "
-                        "--toys, --seeds, --iterations and --extra; a seed recorded twice counts once (the last record)")
+                        "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, --lr); a seed "
+                        "recorded twice counts once (the last record)")
     args = p.parse_args(argv)
     grid = list(itertools.product(args.models.split(","), args.toys.split(","), [int(s) for s in args.seeds.split(",")]))
     grid.sort(key=lambda c: {"sgan": 0, "egan": 1}.get(c[0], 2))  # the slowest first

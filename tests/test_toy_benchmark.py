@@ -17,14 +17,16 @@ def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
                                "--jsonl", str(jsonl)]) == 0
     (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert (r["model"], r["toy"], r["seed"], r["iterations"], r["extra"]) == ("dcgan", "ring8", 0, 3, "")
+    assert (r["latent"], r["hidden"], r["batch"], r["lr"]) == (2, 8, 16, 1e-3)
     assert 0 <= r["modes"] <= 8 and 0 <= r["hq_percent"] <= 100
     assert "| ring8 | dcgan |" in capsys.readouterr().out
 
 
 def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_target(tmp_path, capsys):
-    def rec(seed, modes, hq, rkl, iterations=12000, extra="", model="egan"):
+    def rec(seed, modes, hq, rkl, iterations=12000, extra="", model="egan", **more):
+        # records without latent / hidden / batch / lr (written before they were stored) count as the defaults
         return json.dumps({"model": model, "toy": "grid25", "seed": seed, "modes": modes, "hq_percent": hq,
-                           "reverse_kl": rkl, "wall_s": 10.0, "iterations": iterations, "extra": extra})
+                           "reverse_kl": rkl, "wall_s": 10.0, "iterations": iterations, "extra": extra, **more})
 
     lines = [rec(0, 20.0, 80.0, 0.5),   # superseded by the rerun of seed 0 below
              rec(0, 25.0, 95.0, 0.01),  # meets the target
@@ -34,6 +36,7 @@ def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_ta
              rec(4, 25.0, 95.0, 0.02, iterations=3000),            # another budget: not selected
              rec(4, 25.0, 95.0, 0.02, extra="--gamma 0"),          # other settings: not selected
              rec(4, 25.0, 95.0, 0.02, model="sgan"),               # another model: not selected
+             rec(4, 25.0, 95.0, 0.02, latent=8),                   # another latent size: not selected
              json.dumps({"model": "egan", "toy": "grid25", "seed": 4, "error": "boom", "iterations": 12000,
                          "extra": ""})]
     path = tmp_path / "runs.jsonl"
