@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         res = mode_metrics(model.sample(args.n, seed=args.seed, **member), dm.modes(), dm.std)
         result.update(protocol=f"{args.n} samples, high quality within 3 std of the nearest mode",
                       metrics={"toy/modes": res["modes"], "toy/num_modes": res["num_modes"],
-                               "toy/hq_percent": 100 * res["hq"], "toy/reverse_kl": res["reverse_kl"]})
+                               "toy/hq_percent": 100 * res["hq"], "toy/reverse_kl": res["reverse_kl"]},
+                      mode_counts=res["counts"])
     else:
         metrics = parse_metrics(args.metrics)
         ext_name = default_extractor(name) if args.extractor == "auto" else args.extractor

@@ -97,6 +97,7 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
         assert res["metrics"]["toy/hq_percent"] == pytest.approx(100 * expect["hq"])
         assert res["metrics"]["toy/reverse_kl"] == pytest.approx(expect["reverse_kl"])
         assert res["metrics"]["toy/modes"] == expect["modes"]
+        assert res["mode_counts"] == expect["counts"]
         if member is None:  # the fit's end-of-training evaluation, reproduced
             assert res["metrics"]["toy/hq_percent"] == pytest.approx(float(fit_end["toy/hq_percent"]))
     # the members are other generators than the global one

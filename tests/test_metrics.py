@@ -116,8 +116,11 @@ def test_toy_metrics_on_a_single_mode():
     x = modes[3] + 0.01 * torch.randn(2500, 2, generator=torch.Generator().manual_seed(0))
     res = mode_metrics(x, modes, 0.01)
     assert res["modes"] == 1 and res["reverse_kl"] == pytest.approx(math.log(8))
+    n_hq = int((x - modes[3]).norm(dim=1).le(0.03).sum())
+    assert res["counts"] == [0, 0, 0, n_hq, 0, 0, 0, 0] and res["hq"] == pytest.approx(n_hq / 2500)
     far = torch.full((10, 2), 50.0)
-    assert mode_metrics(far, modes, 0.01) == {"modes": 0, "hq": 0.0, "reverse_kl": math.inf, "num_modes": 8}
+    assert mode_metrics(far, modes, 0.01) == {"modes": 0, "hq": 0.0, "reverse_kl": math.inf, "num_modes": 8,
+                                              "counts": [0] * 8}
 
 
 def test_scatter_png(tmp_path):

@@ -15,7 +15,8 @@ from torch import Tensor
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, float]:
-    """``modes`` captured, ``hq`` fraction (0-1) of high-quality samples, ``reverse_kl`` of the mode histogram."""
+    """``modes`` captured, ``hq`` fraction (0-1) of high-quality samples, ``reverse_kl`` of the mode histogram, and
+    ``counts``: the histogram itself (high-quality samples per mode, in the order of ``modes``)."""
     samples, modes = samples.double().cpu(), modes.double().cpu()
     dist = torch.cdist(samples, modes)  # (N, K)
     d_min, nearest = dist.min(1)
@@ -29,7 +30,7 @@ def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, float]
         nz = p > 0
         rkl = float((p[nz] * (p[nz] * k).log()).sum())
     return {"modes": int((counts > 0).sum()), "hq": float(hq.double().mean()), "reverse_kl": rkl,
-            "num_modes": k}
+            "num_modes": k, "counts": [int(c) for c in counts]}
 
 
 def scatter_png(samples: Tensor, modes: Tensor, path, size: int = 512, margin: float = 0.25) -> None:

@@ -1,0 +1,97 @@
+"""What an ensemble SGAN trained on a 2D toy covers, generator by generator, and what its messengers say about it.
+
+    python scripts/sgan_messengers.py --ckpt runs/toy/checkpoints/last.ckpt [--n 2500] [--seed 0] [--json out.json]
+
+For the global generator G_0 and every local generator G_i: the modes with at least one high-quality sample (the toy
+protocol of ``--metrics toy``); the union of the local generators' modes; and the mean logit of the messenger
+discriminators (and of the local ones) at the mode centres that G_0 misses against those it covers. A messenger that
+scores the missed modes higher points G_0 at them: what is missing is then the generator's move, not the signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_zoo.cli import UserError, run_main  # noqa: E402
+
+
+def _mean_logit(discriminators, points, mask) -> float | None:
+    import torch
+
+    if not bool(mask.any()):
+        return None
+    with torch.no_grad():
+        logits = torch.stack([d(points).reshape(-1) for d in discriminators]).mean(0)
+    return round(float(logits[mask].mean()), 4)
+
+
+def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
+    """The coverage of G_0 and of each local generator, and the discriminators' mean logit at missed / covered modes."""
+    import torch
+
+    from gan_zoo.metrics.toy import mode_metrics
+
+    modes = dm.modes()
+    rows = {}
+    for member in (None, *range(1, model.hparams.n_pairs + 1)):
+        res = mode_metrics(model.sample(n, seed=seed, member=member), modes, dm.std)
+        rows["global" if member is None else f"local_{member}"] = res
+    covered = torch.tensor(rows["global"]["counts"]) > 0
+    union = torch.stack([torch.tensor(r["counts"]) > 0 for k, r in rows.items() if k != "global"]).any(0)
+    points = modes.to(next(model.parameters()).dtype)
+    return {
+        "modes": {k: r["modes"] for k, r in rows.items()},
+        "num_modes": len(modes),
+        "union_of_local_modes": int(union.sum()),
+        "missed_by_global": [int(i) for i in torch.nonzero(~covered).flatten()],
+        "messenger_logit": {"missed": _mean_logit(model.messengers, points, ~covered),
+                            "covered": _mean_logit(model.messengers, points, covered)},
+        "local_d_logit": {"missed": _mean_logit(model.local_discriminators, points, ~covered),
+                          "covered": _mean_logit(model.local_discriminators, points, covered)},
+        "counts": {k: r["counts"] for k, r in rows.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="an SGAN checkpoint written by scripts/fit.py on ring8 or grid25")
+    p.add_argument("--n", type=int, default=2500, help="samples per generator (default 2,500, the protocol's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (a fit's own evaluation uses its --seed)")
+    p.add_argument("--json", default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    import torch
+
+    from datamodules import get_datamodule
+    from gan_zoo.evaluate import load_training_checkpoint
+
+    torch.set_grad_enabled(False)
+    model, data, _ = load_training_checkpoint(args.ckpt)
+    if model.model_name != "sgan":
+        raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for sgan")
+    dm = get_datamodule(data.get("name", ""))
+    if dm.is_image:
+        raise UserError(f"{args.ckpt} was trained on {dm.name!r}; this diagnosis needs a 2D toy (ring8, grid25)")
+    res = diagnose(model, dm, args.n, args.seed)
+    k = res["num_modes"]
+    print(f"modes (of {k}): " + ", ".join(f"{name} {m}" for name, m in res["modes"].items()))
+    print(f"union of the local generators: {res['union_of_local_modes']}; missed by the global one: "
+          f"{res['missed_by_global'] or 'none'}")
+    for who in ("messenger", "local_d"):
+        v = res[f"{who}_logit"]
+        print(f"{who.replace('_', ' ')} mean logit at missed modes {v['missed']}, at covered modes {v['covered']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_main(main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
