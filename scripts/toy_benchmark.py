@@ -70,6 +70,11 @@ def settings(args) -> dict:
 
 
 def _mse(values: list[float], digits: int = 2) -> str:
+    """Mean +- standard error; runs with an infinite value (reverse KL of a run with no mode) are counted apart."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < len(values):
+        rest = f" (the others: {_mse(finite, digits)})" if finite else ""
+        return f"inf in {len(values) - len(finite)} of {len(values)} runs{rest}"
     m = statistics.mean(values)
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return f"{m:.{digits}f} +- {se:.{digits}f}"

@@ -46,3 +46,18 @@ def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_ta
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| grid25 | egan")]
     # modes 25, 25, 24, 25: mean 24.75, standard error 0.5 / 2 = 0.25; reverse KL mean (0.01*3 + 0.05) / 4 = 0.02
     assert row == ["| grid25 | egan | 24.75 +- 0.25 | 93.50 +- 1.50 | 0.020 +- 0.010 | 4 | 1 | 10 |"]
+
+
+def test_summarize_counts_runs_that_found_no_mode_apart(tmp_path, capsys):
+    # a run with no high-quality sample has an infinite reverse KL: it is counted, not averaged.
+    # high quality 0, 90, 94: mean 61.33, sample std 53.15, standard error 53.15 / sqrt(3) = 30.69
+    recs = [{"model": "selfgan", "toy": "ring8", "seed": s, "modes": m, "hq_percent": hq, "reverse_kl": kl,
+             "wall_s": 5.0, "iterations": 100, "extra": ""}
+            for s, m, hq, kl in ((0, 0.0, 0.0, float("inf")), (1, 8.0, 90.0, 0.02), (2, 8.0, 94.0, 0.04))]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))  # json writes Infinity, and reads it back
+    assert toy_benchmark.main(["--summarize", str(path), "--models", "selfgan", "--toys", "ring8", "--iterations",
+                               "100"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ring8 | selfgan")]
+    assert row == ["| ring8 | selfgan | 5.33 +- 2.67 | 61.33 +- 30.69 | inf in 1 of 3 runs (the others: 0.030 +- 0.010) "
+                   "| 3 | 1 | 5 |"]
