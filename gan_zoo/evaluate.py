@@ -119,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--metrics probe needs a labeled data set, not {name!r}")
         from gan_zoo.metrics.probe import probe_model
 
-        res = probe_model(model, dm, args.probe_train, device=args.device)
+        res = probe_model(model, dm, args.probe_train, device=args.device, nearest_neighbour=True)
         result.update(protocol=f"logistic regression (L-BFGS, L2 1e-4, standardised features) on "
-                               f"{args.probe_train or 'all'} train images, accuracy on the test split",
-                      metrics={f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
+                               f"{args.probe_train or 'all'} train images, accuracy on the test split; 1-NN: "
+                               f"cosine similarity of features centred on the train mean",
+                      metrics={**{f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
+                               **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}},
                       feature_dims={k: v["dim"] for k, v in res.items()})
     elif kind == "toy":
         if dm.is_image:

@@ -5,8 +5,9 @@ architecture and against raw pixels.
     python scripts/probe_benchmark.py --ckpt runs/bigbigan/checkpoints/last.ckpt [--ckpt ...] --json probe.json
 
 For each checkpoint: logistic regression (gan_zoo.metrics.probe) on the frozen encoder's pooled features and on its
-latent E(x), fit on the train split of the data set the model was trained on, accuracy on the test split; the same for
-the architecture at its random initialisation (seed 0); once, for the raw pixels.
+latent E(x), fit on the train split of the data set the model was trained on, accuracy on the test split, and the
+1-nearest-neighbour accuracy on the same features (cosine similarity, centred on the train mean); the same for the
+architecture at its random initialisation (seed 0); once, for the raw pixels.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
 
     from datamodules import get_datamodule
     from gan_zoo.evaluate import load_model
-    from gan_zoo.metrics.probe import linear_probe, probe_model
+    from gan_zoo.metrics.probe import linear_probe, nearest_neighbour_accuracy, probe_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", action="append", required=True)
@@ -41,13 +42,15 @@ def main(argv=None) -> int:
                             resize_mode=data.get("resize_mode", "resize"), data_dir=data.get("data_dir"))
         dm.prepare_data()
         t0 = time.perf_counter()
-        trained = probe_model(model, dm, args.n_train, device=args.device)
+        trained = probe_model(model, dm, args.n_train, device=args.device, nearest_neighbour=True)
         torch.manual_seed(0)
         fresh = type(model)(**dict(model.hparams)).to(args.device).eval()
-        random_init = probe_model(fresh, dm, args.n_train, device=args.device)
+        random_init = probe_model(fresh, dm, args.n_train, device=args.device, nearest_neighbour=True)
         row = {"ckpt": path, "model": model.model_name, "images_seen": seen,
                "trained": {k: v["test_acc"] for k, v in trained.items()},
                "random_init": {k: v["test_acc"] for k, v in random_init.items()},
+               "trained_1nn": {k: v["nn1_acc"] for k, v in trained.items()},
+               "random_init_1nn": {k: v["nn1_acc"] for k, v in random_init.items()},
                "dims": {k: v["dim"] for k, v in trained.items()}, "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -58,9 +61,11 @@ def main(argv=None) -> int:
     x_te, y_te = dm.split("test")
     flat = lambda x: x.flatten(1).float() / 127.5 - 1.0  # noqa: E731
     pixels = linear_probe(flat(x_tr[idx]), y_tr[idx], flat(x_te), y_te, device=args.device)
+    pixels["nn1_acc"] = nearest_neighbour_accuracy(flat(x_tr[idx]), y_tr[idx], flat(x_te), y_te)
     out = {"rows": rows, "pixels": pixels, "data": dm.name, "resolution": dm.resolution,
            "n_train": args.n_train or len(x_tr), "protocol": "logistic regression, L-BFGS 200 iterations, L2 1e-4, "
-           "standardised features; train split -> test split accuracy (%)"}
+           "standardised features; train split -> test split accuracy (%); 1-NN: cosine similarity of features "
+           "centred on the train mean"}
     print(json.dumps({"pixels": pixels}), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -131,6 +131,34 @@ def test_linear_probe_is_exact_on_separable_data_and_chance_on_noise():
     assert 15.0 < linear_probe(noise[:1000], ry[:1000], noise[1000:], ry[1000:])["test_acc"] < 35.0
 
 
+def test_nearest_neighbour_accuracy_on_known_points():
+    from gan_zoo.metrics.probe import nearest_neighbour_accuracy
+
+    # train points on the axes (mean 0), one class each; cosine similarity picks the axis nearest in angle
+    train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    test = torch.tensor([[2.0, 0.1], [0.1, -3.0], [-1.0, -0.2]])  # nearest: classes 0, 3, 2
+    acc = nearest_neighbour_accuracy(train, torch.tensor([0, 1, 2, 3]), test, torch.tensor([0, 3, 1]))
+    torch.testing.assert_close(acc, 200.0 / 3)
+    # the train mean is subtracted first: shifted by (5, 5), the same points give the same answer
+    torch.testing.assert_close(nearest_neighbour_accuracy(train + 5, torch.tensor([0, 1, 2, 3]), test + 5,
+                                                          torch.tensor([0, 3, 1]), batch_size=2), 200.0 / 3)
+    with pytest.raises(ValueError, match="same F"):
+        nearest_neighbour_accuracy(train, torch.tensor([0, 1, 2, 3]), torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
+def test_probe_model_adds_the_nearest_neighbour_accuracy_on_the_same_features():
+    from gan_zoo.metrics.probe import extract, nearest_neighbour_accuracy, probe_model
+
+    model = _tiny("bigbigan").eval()
+    dm = _Tiny(batch_size=8)
+    res = probe_model(model, dm, nearest_neighbour=True)
+    (x_tr, y_tr), (x_te, y_te) = dm.split("train"), dm.split("test")
+    for key, fn in (("probe", model.encoder_features), ("probe_z", model.encode)):
+        expect = nearest_neighbour_accuracy(extract(fn, x_tr), y_tr, extract(fn, x_te), y_te)
+        assert res[key]["nn1_acc"] == expect
+    assert "nn1_acc" not in probe_model(model, dm)["probe"]  # off by default (the end-of-fit callback)
+
+
 class _Tiny(GANDataModule):
     """A labeled image data set the test writes itself: 10 classes, each a brightness level."""
 

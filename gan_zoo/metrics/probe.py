@@ -53,9 +53,27 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     return {"train_acc": train_acc, "test_acc": test_acc, "dim": int(a.shape[1])}
 
 
-def probe_model(model, dm, n_train: int | None = None, device="cpu") -> dict:
+@torch.no_grad()
+def nearest_neighbour_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
+                               batch_size: int = 1000) -> float:
+    """Accuracy (%) of the 1-nearest-neighbour classifier: each test point takes the label of the train point with the
+    highest cosine similarity, both centred on the train mean (the BiGAN paper's 1-NN protocol measures this kind of
+    accuracy on MNIST). Ties go to the first train point."""
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    mean = train_x.mean(0)
+    a = F.normalize(train_x - mean, dim=1)
+    correct = 0
+    for i in range(0, len(test_x), batch_size):
+        b = F.normalize(test_x[i : i + batch_size] - mean, dim=1)
+        correct += int((train_y[(b @ a.T).argmax(1)] == test_y[i : i + batch_size]).sum())
+    return 100.0 * correct / len(test_x)
+
+
+def probe_model(model, dm, n_train: int | None = None, device="cpu", nearest_neighbour: bool = False) -> dict:
     """Linear probes of a model's encoder on ``dm``: pooled encoder features (``probe``), the latent ``E(x)``
-    (``probe_z``); trained on the train split (``n_train`` images, default all), scored on the test split."""
+    (``probe_z``); trained on the train split (``n_train`` images, default all), scored on the test split. With
+    ``nearest_neighbour`` each also gets ``nn1_acc``, the 1-nearest-neighbour accuracy on the same features."""
     from datamodules.base import subset_indices
 
     x_tr, y_tr = dm.split("train")
@@ -64,7 +82,10 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu") -> dict:
     x_te, y_te = dm.split("test")
     out = {}
     for key, fn in (("probe", model.encoder_features), ("probe_z", model.encode)):
-        res = linear_probe(extract(fn, x_tr, device=device), y_tr, extract(fn, x_te, device=device), y_te,
-                           device=device)
+        f_tr, f_te = extract(fn, x_tr, device=device), extract(fn, x_te, device=device)
+        res = linear_probe(f_tr, y_tr, f_te, y_te, device=device)
+        if nearest_neighbour:
+            res["nn1_acc"] = nearest_neighbour_accuracy(f_tr.to(device), y_tr.to(device), f_te.to(device),
+                                                        y_te.to(device))
         out[key] = res
     return out
