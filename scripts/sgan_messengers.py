@@ -20,14 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gan_zoo.cli import UserError, run_main  # noqa: E402
 
 
-def _mean_logit(discriminators, points, mask) -> float | None:
+def _logits_at(discriminators, points, covered) -> dict:
+    """The discriminators' mean logit at each point, averaged over the missed (not ``covered``) and covered points."""
     import torch
 
-    if not bool(mask.any()):
-        return None
     with torch.no_grad():
         logits = torch.stack([d(points).reshape(-1) for d in discriminators]).mean(0)
-    return round(float(logits[mask].mean()), 4)
+    return {name: round(float(logits[mask].mean()), 4) if bool(mask.any()) else None
+            for name, mask in (("missed", ~covered), ("covered", covered))}
 
 
 def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
@@ -49,10 +49,8 @@ def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
         "num_modes": len(modes),
         "union_of_local_modes": int(union.sum()),
         "missed_by_global": [int(i) for i in torch.nonzero(~covered).flatten()],
-        "messenger_logit": {"missed": _mean_logit(model.messengers, points, ~covered),
-                            "covered": _mean_logit(model.messengers, points, covered)},
-        "local_d_logit": {"missed": _mean_logit(model.local_discriminators, points, ~covered),
-                          "covered": _mean_logit(model.local_discriminators, points, covered)},
+        "messenger_logit": _logits_at(model.messengers, points, covered),
+        "local_d_logit": _logits_at(model.local_discriminators, points, covered),
         "counts": {k: r["counts"] for k, r in rows.items()},
     }
 
