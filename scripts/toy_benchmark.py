@@ -133,8 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("--jsonl", default=None, help="append each run's result here as soon as it finishes")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL (from --jsonl) that match --models, "
-                        "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, --lr); a seed "
-                        "recorded twice counts once (the last record)")
+                        "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, "
+                        "--lr); a seed recorded twice counts once (the last record)")
     args = p.parse_args(argv)
     grid = list(itertools.product(args.models.split(","), args.toys.split(","), [int(s) for s in args.seeds.split(",")]))
     grid.sort(key=lambda c: {"sgan": 0, "egan": 1}.get(c[0], 2))  # the slowest first

@@ -23,12 +23,17 @@ def extract(fn: Callable[[Tensor], Tensor], x_uint8: Tensor, batch_size: int = 1
     return torch.cat(out)
 
 
+def _check_features(train_x: Tensor, test_x: Tensor) -> None:
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and "
+                         f"{tuple(test_x.shape)}")
+
+
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, l2: float = 1e-4,
                  max_iter: int = 200, device=None) -> dict:
     """Fit logistic regression on ``(train_x, train_y)`` (on ``device``, default the features' own); return
     ``{"train_acc", "test_acc"}`` in % and the feature dimension."""
-    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    _check_features(train_x, test_x)
     device = device or train_x.device
     train_x, test_x = train_x.to(device).double(), test_x.to(device).double()
     train_y, test_y = train_y.to(device), test_y.to(device)
@@ -59,8 +64,7 @@ def nearest_neighbour_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor,
     """Accuracy (%) of the 1-nearest-neighbour classifier: each test point takes the label of the train point with the
     highest cosine similarity, both centred on the train mean (the BiGAN paper's 1-NN protocol measures this kind of
     accuracy on MNIST). Ties go to the first train point."""
-    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"features must be (N, F) with the same F, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    _check_features(train_x, test_x)
     mean = train_x.mean(0)
     a = F.normalize(train_x - mean, dim=1)
     correct = 0

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 
-def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, float]:
+def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict:
     """``modes`` captured, ``hq`` fraction (0-1) of high-quality samples, ``reverse_kl`` of the mode histogram, and
     ``counts``: the histogram itself (high-quality samples per mode, in the order of ``modes``)."""
     samples, modes = samples.double().cpu(), modes.double().cpu()
