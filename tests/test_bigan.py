@@ -51,9 +51,10 @@ def _tiny(name, channels=1, **kw):
                              latent_dim=6, **kw)
 
 
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
 @pytest.mark.parametrize("name,d_steps", [("bigan", 1), ("bigbigan", 2)])
-def test_d_steps_never_move_e_or_g_and_the_eg_step_never_moves_d(name, d_steps):
-    model = _tiny(name)
+def test_d_steps_never_move_e_or_g_and_the_eg_step_never_moves_d(name, d_steps, arch):
+    model = _tiny(name, arch=arch)
     assert model.hparams.d_steps == d_steps
     g_grad, e_grad = [], []
     g_fwd, e_fwd = model.generator.forward, model.encoder.forward
@@ -79,10 +80,11 @@ def test_d_steps_never_move_e_or_g_and_the_eg_step_never_moves_d(name, d_steps):
     assert e_grad == g_grad
 
 
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("unary", [False, True])
-def test_shapes(channels, unary):
-    model = _tiny("bigbigan", channels=channels, unary=unary).eval()
+def test_shapes(channels, unary, arch):
+    model = _tiny("bigbigan", channels=channels, unary=unary, arch=arch).eval()
     x = torch.rand(5, channels, 16, 16) * 2 - 1
     z = model.encode(x)
     assert z.shape == (5, 6)
@@ -94,6 +96,32 @@ def test_shapes(channels, unary):
     if unary:
         assert s_x.shape == (5,) and s_z.shape == (5,)
     assert model.encoder_features(x).shape == (5, model.encoder.feature_dim)
+    if arch == "mlp":  # fully connected throughout: 16 * width hidden units, no conv anywhere
+        assert model.encoder.feature_dim == 16 * 8
+        assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def test_mlp_networks_are_permutation_invariant():
+    # Permuting the pixels of the input and the columns of the first layers' weights gives the same outputs: the
+    # mlp encoder and discriminator see no spatial structure (the setting of BiGAN's MNIST 1-NN result).
+    model = _tiny("bigbigan", arch="mlp", spectral_norm=False).eval()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    z = model.encode(x)
+    scores = model.discriminator(x, z)
+    perm = torch.randperm(256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for lin in (model.encoder.trunk[1], model.discriminator.F[0][1]):
+            lin.weight.copy_(lin.weight[:, perm])  # column j now reads pixel perm[j]
+    xp = x.flatten(1)[:, perm].view_as(x)
+    assert not torch.equal(xp, x)
+    assert_close(model.encode(xp), z)
+    for a, b in zip(model.discriminator(xp, z), scores):
+        assert_close(a, b)
+
+
+def test_unknown_arch_is_a_clear_error():
+    with pytest.raises(ValueError, match="arch must be one of conv, mlp"):
+        _tiny("bigan", arch="resnet")
 
 
 def test_stochastic_encoder_is_reparameterised():

@@ -9,6 +9,9 @@ runs through D with D's parameters frozen (it never moves D).
 - ``bigbigan``: unary heads ``s_x`` and ``s_z`` beside ``s_xz``, a hinge per score, ``d_steps=2`` D steps per E+G
   step, spectral norm in D.
 
+``arch="mlp"`` makes G, E and the x-side of D fully connected on the flattened image (BiGAN's permutation-invariant
+MNIST setting, where the paper reports 1-NN accuracy on E(x)).
+
 A D step takes one training batch; every ``d_steps``-th batch is followed by the E+G step on that same batch, so each
 D step sees its own real images.
 """
@@ -21,7 +24,8 @@ from torch import Tensor
 from gan_zoo.base import GANModule
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.networks import DCGANGenerator
-from gan_zoo.networks.bigan import Encoder, JointDiscriminator
+from gan_zoo.networks.bigan import Encoder, JointDiscriminator, check_arch
+from gan_zoo.networks.mlp import MLPImageGenerator
 from gan_zoo.registry import register_model
 
 LOSSES = ("bce", "hinge")
@@ -48,6 +52,9 @@ class BiGAN(GANModule):
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
         lr_e_mult: E's learning rate as a multiple of G's (BigBiGAN found 10 helped).
+        arch: ``"conv"`` (DCGAN-style G, E and F) or ``"mlp"``: fully connected G, E and F on the flattened image,
+            two hidden layers of ``16 * ngf`` / ``16 * nef`` / ``16 * ndf`` units (1024 at the default widths), the
+            permutation-invariant setting of BiGAN's MNIST experiments.
         beta1: Adam beta1.
         beta2: Adam beta2.
         ema_decay: decay of the EMA of G used by sample() and reconstruct() (0 = off).
@@ -61,7 +68,7 @@ class BiGAN(GANModule):
                  d_steps: int | None = None, d_dropout: float = 0.2, spectral_norm: bool | None = None,
                  stochastic_encoder: bool = False, lr: float = 2e-4, lr_d: float | None = None,
                  lr_e_mult: float = 1.0, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
-                 n_fixed_samples: int = 64):
+                 n_fixed_samples: int = 64, arch: str = "conv"):
         unary = self.default_unary if unary is None else unary
         loss = self.default_loss if loss is None else loss
         d_steps = self.default_d_steps if d_steps is None else d_steps
@@ -72,11 +79,13 @@ class BiGAN(GANModule):
             raise ValueError(f"d_steps must be >= 1, got {d_steps}")
         if lr_e_mult <= 0:
             raise ValueError(f"lr_e_mult must be > 0, got {lr_e_mult}")
+        check_arch(arch)
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
-        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
-        self.encoder = Encoder(channels, resolution, latent_dim, nef, stochastic_encoder)
+        self.generator = (MLPImageGenerator(latent_dim, channels, resolution, 16 * ngf) if arch == "mlp"
+                          else DCGANGenerator(latent_dim, channels, resolution, ngf))
+        self.encoder = Encoder(channels, resolution, latent_dim, nef, stochastic_encoder, arch)
         self.discriminator = JointDiscriminator(channels, resolution, latent_dim, ndf, d_hidden, unary, d_dropout,
-                                                spectral_norm)
+                                                spectral_norm, arch)
         self.init_ema()  # of G only: an EMA of the encoder's weights does not match the batch-norm statistics it
         # would inherit from the trained encoder (its latents came out at half the trained encoder's scale)
         self.save_hyperparameters()  # records the resolved unary / loss / d_steps / spectral_norm
