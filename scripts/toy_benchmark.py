@@ -57,7 +57,17 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1), **settings(args)}
+            "wall_s": round(wall, 1), **settings(args), "hparams": model_hparams(out)}
+
+
+def model_hparams(out: Path) -> dict:
+    """The model's hyperparameters as the run resolved them (defaults included): what ran, whatever the defaults
+    of a later version are. Records written before this field existed ran the defaults of their day (BENCHMARKS.md
+    says which)."""
+    import yaml
+
+    saved = yaml.safe_load((out / "logs" / "hparams.yaml").read_text())
+    return {k: v for k, v in saved.items() if not k.startswith("run/")}
 
 
 # What a run's result depends on besides model, toy and seed. Records written before a field was stored carry the

@@ -19,6 +19,9 @@ def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
     assert (r["model"], r["toy"], r["seed"], r["iterations"], r["extra"]) == ("dcgan", "ring8", 0, 3, "")
     assert (r["latent"], r["hidden"], r["batch"], r["lr"]) == (2, 8, 16, 1e-3)
     assert 0 <= r["modes"] <= 8 and 0 <= r["hq_percent"] <= 100
+    # the model's resolved hyperparameters, defaults included
+    assert (r["hparams"]["hidden"], r["hparams"]["latent_dim"], r["hparams"]["data_dim"]) == (8, 2, 2)
+    assert "beta1" in r["hparams"] and not any(k.startswith("run/") for k in r["hparams"])
     assert "| ring8 | dcgan |" in capsys.readouterr().out
 
 
