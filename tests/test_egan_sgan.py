@@ -195,6 +195,16 @@ def test_global_pair_never_moves_a_local_pair():
     assert [i for i, _ in rec.steps][:8] == [n, 0, n + 1, 1, 3 * n + 1, 2 * n, 2 * n + 1, 3 * n]
 
 
+def test_messenger_cadence_defaults_to_the_best_measured_for_the_data_and_is_saved():
+    # BENCHMARKS.md: every 100 iterations on images, every 1000 on the 2D toys; an explicit value wins
+    assert _sgan().hparams.messenger_sync == 1000
+    images = gan_zoo.get_model("sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
+    assert images.hparams.messenger_sync == 100
+    assert _sgan(messenger_sync=7).hparams.messenger_sync == 7
+    with pytest.raises(ValueError, match="messenger_sync must be >= 1"):
+        _sgan(messenger_sync=0)
+
+
 def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadence():
     model = _sgan(messenger_sync=2)
     syncs = []
