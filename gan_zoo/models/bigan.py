@@ -24,7 +24,7 @@ from torch import Tensor
 from gan_zoo.base import GANModule
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.networks import DCGANGenerator
-from gan_zoo.networks.bigan import Encoder, JointDiscriminator, check_arch
+from gan_zoo.networks.bigan import Encoder, JointDiscriminator
 from gan_zoo.networks.mlp import MLPImageGenerator
 from gan_zoo.registry import register_model
 
@@ -79,7 +79,6 @@ class BiGAN(GANModule):
             raise ValueError(f"d_steps must be >= 1, got {d_steps}")
         if lr_e_mult <= 0:
             raise ValueError(f"lr_e_mult must be > 0, got {lr_e_mult}")
-        check_arch(arch)
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         self.generator = (MLPImageGenerator(latent_dim, channels, resolution, 16 * ngf) if arch == "mlp"
                           else DCGANGenerator(latent_dim, channels, resolution, ngf))

@@ -41,8 +41,9 @@ class Encoder(nn.Module):
     """images (N, C, H, W) -> latents (N, latent_dim).
 
     A DCGAN-discriminator conv trunk (batch norm), or with ``arch="mlp"`` two fully connected layers of ``16 * nef``
-    units, then a linear map of the flattened features to ``z``. With ``stochastic=True`` the map gives a mean and a pre-softplus scale, and ``forward`` draws
-    ``mu + softplus(s) * eps`` (reparameterised, so gradients reach both); ``forward(x, sample=False)`` returns the mean.
+    units, then a linear map of the flattened features to ``z``. With ``stochastic=True`` the map gives a mean and a
+    pre-softplus scale, and ``forward`` draws ``mu + softplus(s) * eps`` (reparameterised, so gradients reach both);
+    ``forward(x, sample=False)`` returns the mean.
 
     Args:
         channels: image channels.
