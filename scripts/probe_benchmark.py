@@ -60,8 +60,9 @@ def main(argv=None) -> int:
     idx = subset_indices(len(x_tr), args.n_train)
     x_te, y_te = dm.split("test")
     flat = lambda x: x.flatten(1).float() / 127.5 - 1.0  # noqa: E731
-    pixels = linear_probe(flat(x_tr[idx]), y_tr[idx], flat(x_te), y_te, device=args.device)
-    pixels["nn1_acc"] = nearest_neighbour_accuracy(flat(x_tr[idx]), y_tr[idx], flat(x_te), y_te)
+    p_tr, p_te = flat(x_tr[idx]), flat(x_te)
+    pixels = linear_probe(p_tr, y_tr[idx], p_te, y_te, device=args.device)
+    pixels["nn1_acc"] = nearest_neighbour_accuracy(p_tr, y_tr[idx], p_te, y_te)
     out = {"rows": rows, "pixels": pixels, "data": dm.name, "resolution": dm.resolution,
            "n_train": args.n_train or len(x_tr), "protocol": "logistic regression, L-BFGS 200 iterations, L2 1e-4, "
            "standardised features; train split -> test split accuracy (%); 1-NN: cosine similarity of features "
