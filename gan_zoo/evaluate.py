@@ -61,6 +61,18 @@ def load_training_checkpoint(path: str, device: str = "cpu"):
     return model.to(device).eval(), dict(ckpt["gan_zoo"].get("data") or {}), model.images_seen
 
 
+def probe_classifier(data: str, extractor: str = "auto", device="cpu"):
+    """``(classifier, name)`` for the probe's reconstruction check: the data set's own domain CNN (``fmnist-cnn``,
+    ``mnist-cnn``), whose logits are the data set's classes; ``(None, None)`` where there is none (Inception's
+    logits are ImageNet's classes, not the data set's)."""
+    from gan_zoo.metrics.extractors import default_extractor, load_extractor
+
+    name = default_extractor(data) if extractor == "auto" else extractor
+    if name == "inception":
+        return None, None
+    return load_extractor(name).to(device), name
+
+
 def load_model(args):
     """The model and the data info it was trained with, from ``--ckpt`` or ``--pretrained``."""
     if args.pretrained:
@@ -117,15 +129,21 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not {model.model_name!r}")
         if not dm.num_classes:
             raise UserError(f"--metrics probe needs a labeled data set, not {name!r}")
-        from gan_zoo.metrics.probe import probe_model
+        from gan_zoo.metrics.probe import inversion_metrics, probe_model
 
         res = probe_model(model, dm, args.probe_train, device=args.device, nearest_neighbour=True)
+        classifier, ext_name = probe_classifier(name, args.extractor, args.device)
+        x_te, y_te = dm.split("test")
+        inv = inversion_metrics(model, x_te, y_te, classifier, seed=args.seed)
         result.update(protocol=f"logistic regression (L-BFGS, L2 1e-4, standardised features) on "
                                f"{args.probe_train or 'all'} train images, accuracy on the test split; 1-NN: "
-                               f"cosine similarity of features centred on the train mean",
+                               f"cosine similarity of features centred on the train mean; inversion: cosine of z "
+                               f"and E(G(z)) over {inv['n_latent']} prior draws, and the % of test images whose "
+                               f"G(E(x)) the {ext_name or 'no'} classifier assigns to the image's label",
                       metrics={**{f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
-                               **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}},
-                      feature_dims={k: v["dim"] for k, v in res.items()})
+                               **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()},
+                               **{f"metrics/{k}": v for k, v in inv.items() if not k.startswith("n_")}},
+                      feature_dims={k: v["dim"] for k, v in res.items()}, classifier=ext_name)
     elif kind == "toy":
         if dm.is_image:
             raise UserError(f"--metrics toy needs a 2D toy data set, not {name!r}")

@@ -103,9 +103,10 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     t.add_argument("--ckpt-path", default=None, help="resume from a checkpoint file, or 'last' (<out>/checkpoints)")
     m = p.add_argument_group("metrics")
     m.add_argument("--metrics", default="auto",
-                   help="fid,is,kid (any of them), toy, none, or auto: FID/IS/KID where an extractor is available "
-                        "(domain CNNs for (Fashion-)MNIST, Inception when its weights file is present), toy "
-                        "mode coverage on ring8/grid25")
+                   help="fid,is,kid,probe (any of them), toy, none, or auto: FID/IS/KID where an extractor is "
+                        "available (domain CNNs for (Fashion-)MNIST, Inception when its weights file is present), "
+                        "the linear probe of an encoder (bigan, bigbigan) on a labeled data set, toy mode coverage "
+                        "on ring8/grid25")
     m.add_argument("--metric-samples", type=int, default=10_000, help="generated images per evaluation")
     m.add_argument("--metrics-every-images", type=int, default=0, help="images between evaluations (0 = at the end)")
     m.add_argument("--metric-split", default="test", help="real split the metrics compare against")
@@ -148,11 +149,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return args, hparam_names
 
 
-def metric_callbacks(args, dm, out: Path) -> list:
-    """The metric callbacks that ``--metrics`` asks for (``auto``: whatever can run here)."""
+def metric_callbacks(args, dm, out: Path, model=None) -> list:
+    """The metric callbacks that ``--metrics`` asks for (``auto``: whatever can run here, including the linear
+    probe of a model with an encoder on a labelled data set)."""
+    from gan_zoo.callbacks.encoder import LinearProbe
     from gan_zoo.callbacks.metrics import ImageMetrics
     from gan_zoo.callbacks.toy import ToyModeMetrics
     from gan_zoo.metrics.extractors import ExtractorError, default_extractor, inception_path
+    from gan_zoo.metrics.image_metrics import METRICS, parse_metrics
 
     spec = args.metrics.strip().lower()
     if spec == "none":
@@ -163,20 +167,36 @@ def metric_callbacks(args, dm, out: Path) -> list:
         return [ToyModeMetrics(out / "samples", every_n_images=args.metrics_every_images, seed=args.seed)]
     if spec == "toy":
         raise UserError(f"--metrics toy needs a 2D toy data set, not {dm.name!r}")
+    names = None if spec == "auto" else [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names or [] if n not in (*METRICS, "probe")]
+    if bad or names == []:
+        raise UserError(f"--metrics {spec}: unknown metric(s) {', '.join(bad) or '(none)'}; valid: a comma list of "
+                        f"{', '.join(METRICS)} and probe; or toy, none, auto")
+    has_encoder = model is not None and hasattr(model, "encode")
+    probe = []
+    if names is None or "probe" in names:
+        if names is not None and not has_encoder:
+            raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not "
+                            f"{getattr(model, 'model_name', model)!r}")
+        if names is not None and not dm.num_classes:
+            raise UserError(f"--metrics probe needs a labeled data set, not {dm.name!r}")
+        if has_encoder and dm.num_classes:
+            probe = [LinearProbe(every_n_images=args.metrics_every_images)]
+        names = None if names is None else [n for n in names if n != "probe"]
+        if names == []:
+            return probe
     extractor = default_extractor(dm.name) if args.extractor == "auto" else args.extractor
-    if spec == "auto":
+    if names is None:
         if extractor == "inception":
             try:
                 inception_path(args.inception_weights)
             except ExtractorError as e:
                 print(f"metrics skipped: {e}", file=sys.stderr)
-                return []
-        spec = "fid,is,kid"
-    from gan_zoo.metrics.image_metrics import parse_metrics
-
-    return [ImageMetrics(parse_metrics(spec), args.metric_samples, extractor, args.metric_split,
+                return probe
+        names = ["fid", "is", "kid"]
+    return [ImageMetrics(parse_metrics(names), args.metric_samples, extractor, args.metric_split,
                          every_n_images=args.metrics_every_images, seed=args.seed,
-                         inception_weights=args.inception_weights)]
+                         inception_weights=args.inception_weights)] + probe
 
 
 def make_logger(args, out: Path):
@@ -317,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if dm.is_image:
         callbacks.append(SampleGrid(out / "samples", args.sample_every_images))
-    callbacks += metric_callbacks(args, dm, out)
+    callbacks += metric_callbacks(args, dm, out, model)
     callbacks += getattr(model, "default_callbacks", lambda dm, out: [])(dm, out)
     if args.progress_bar:
         callbacks.append(ImagesProgressBar())

@@ -7,12 +7,16 @@ architecture and against raw pixels.
 For each checkpoint: logistic regression (gan_zoo.metrics.probe) on the frozen encoder's pooled features and on its
 latent E(x), fit on the train split of the data set the model was trained on, accuracy on the test split, and the
 1-nearest-neighbour accuracy on the same features (cosine similarity, centred on the train mean); the same for the
-architecture at its random initialisation (seed 0); once, for the raw pixels.
+architecture at its random initialisation (seed 0); once, for the raw pixels. Then how well E inverts G
+(gan_zoo.metrics.probe.inversion_metrics: cosine of z and E(G(z)); the % of test images whose reconstruction G(E(x))
+the data set's classifier assigns to the image's label), for the trained model and for its trained G with the
+encoder at its random initialisation.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -25,8 +29,8 @@ def main(argv=None) -> int:
     import torch
 
     from datamodules import get_datamodule
-    from gan_zoo.evaluate import load_model
-    from gan_zoo.metrics.probe import linear_probe, nearest_neighbour_accuracy, probe_model
+    from gan_zoo.evaluate import load_model, probe_classifier
+    from gan_zoo.metrics.probe import inversion_metrics, linear_probe, nearest_neighbour_accuracy, probe_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", action="append", required=True)
@@ -46,11 +50,19 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         fresh = type(model)(**dict(model.hparams)).to(args.device).eval()
         random_init = probe_model(fresh, dm, args.n_train, device=args.device, nearest_neighbour=True)
+        # inversion: the trained model, and its trained G with the encoder at its random initialisation
+        classifier, ext_name = probe_classifier(data["name"], device=args.device)
+        x_te, y_te = dm.split("test")
+        random_e = copy.deepcopy(model)
+        random_e.encoder.load_state_dict(fresh.encoder.state_dict())
         row = {"ckpt": path, "model": model.model_name, "images_seen": seen,
                "trained": {k: v["test_acc"] for k, v in trained.items()},
                "random_init": {k: v["test_acc"] for k, v in random_init.items()},
                "trained_1nn": {k: v["nn1_acc"] for k, v in trained.items()},
                "random_init_1nn": {k: v["nn1_acc"] for k, v in random_init.items()},
+               "inversion": inversion_metrics(model, x_te, y_te, classifier),
+               "inversion_random_encoder": inversion_metrics(random_e, x_te, y_te, classifier),
+               "classifier": ext_name,
                "dims": {k: v["dim"] for k, v in trained.items()}, "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)

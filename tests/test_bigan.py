@@ -187,6 +187,52 @@ def test_probe_model_adds_the_nearest_neighbour_accuracy_on_the_same_features():
     assert "nn1_acc" not in probe_model(model, dm)["probe"]  # off by default (the end-of-fit callback)
 
 
+class _Inverse:
+    """A stand-in model whose encoder undoes its generator exactly (``roll`` > 0 permutes the latent first)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, roll: int = 0):
+        self.roll = roll
+
+    def sample_latent(self, n, generator=None, device=None):
+        return torch.randn(n, 4, generator=generator)
+
+    def generate(self, z):
+        return (z / 10).view(-1, 1, 2, 2)
+
+    def encode(self, x):
+        return (x.flatten(1) * 10).roll(self.roll, dims=1)
+
+    def reconstruct(self, x):  # moves each image's bright pixel one place on
+        return x.flatten(1).roll(1, dims=1).view_as(x)
+
+
+class _ArgmaxPixel:
+    def logits(self, x):
+        return x.flatten(1)
+
+
+def test_inversion_metrics_on_encoders_with_known_answers():
+    from gan_zoo.metrics.probe import inversion_metrics
+
+    # an exact inverse gives cosine 1; a permuted one gives the mean cosine of z and its permutation
+    assert_close(inversion_metrics(_Inverse(), None, None, n_latent=64, seed=3)["latent_cos"], 1.0)
+    z = torch.randn(64, 4, generator=torch.Generator().manual_seed(3))
+    expect = F.cosine_similarity(z, z.roll(1, dims=1), dim=1).mean().item()
+    res = inversion_metrics(_Inverse(roll=1), None, None, n_latent=64, seed=3, batch_size=10)
+    assert_close(res["latent_cos"], expect)
+    assert "recon_class_acc" not in res  # no classifier, no class check
+    # class agreement: images with one bright pixel; the classifier reads its position; labels 6 of 8 correct
+    pos = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    x = (F.one_hot(pos, 4) * 255).to(torch.uint8).view(-1, 1, 2, 2)
+    y = torch.tensor([0, 1, 2, 3, 1, 2, 2, 3])
+    res = inversion_metrics(_Inverse(), x, y, _ArgmaxPixel(), n_latent=8, batch_size=3)
+    assert_close(res["real_class_acc"], 100.0 * 6 / 8)
+    assert_close(res["recon_class_acc"], 100.0 * 2 / 8)  # reconstructions land on pos + 1: right for images 4 and 5
+    assert res["n_images"] == 8
+
+
 class _Tiny(GANDataModule):
     """A labeled image data set the test writes itself: 10 classes, each a brightness level."""
 
@@ -205,15 +251,43 @@ class _Tiny(GANDataModule):
 def test_fit_writes_reconstruction_grids_and_logs_the_probe(tmp_path):
     from PIL import Image
 
+    from gan_zoo.callbacks.encoder import LinearProbe
+
     model = _tiny("bigbigan")
     dm = _Tiny(batch_size=8)
-    cbs = model.default_callbacks(dm, tmp_path)
+    cbs = model.default_callbacks(dm, tmp_path) + [LinearProbe()]
     tiny_trainer(3, callbacks=cbs).fit(model, datamodule=dm)
     recon = Image.open(tmp_path / "samples" / "recon_final.png")
     assert recon.size == (8 * 18 + 2, 8 * 18 + 2)  # 8 columns; 4 real rows interleaved with 4 reconstructed rows
     probe = cbs[1].history[-1]
     assert set(probe) == {"metrics/probe_acc", "metrics/probe_z_acc", "train/kimg"}
     assert probe["metrics/probe_acc"] > 50.0  # brightness classes are linearly separable even for a barely trained E
+
+
+def test_the_probe_is_a_metric_that_fit_runs_by_default_and_metrics_none_turns_off(tmp_path):
+    from types import SimpleNamespace
+
+    from gan_zoo.callbacks.encoder import LinearProbe
+    from gan_zoo.callbacks.metrics import ImageMetrics
+    from gan_zoo.cli import UserError
+    from gan_zoo.fit import metric_callbacks
+
+    def cbs(spec, model, every=0):
+        args = SimpleNamespace(metrics=spec, metrics_every_images=every, seed=0, extractor="auto",
+                               inception_weights=str(tmp_path / "absent.pth"),  # no FID for the tiny data here
+                               metric_samples=100, metric_split="test")
+        return metric_callbacks(args, _Tiny(batch_size=8), tmp_path, model)
+
+    bigan, dcgan = _tiny("bigan"), gan_zoo.get_model("dcgan", resolution=16, ngf=8, ndf=8)
+    (auto,) = cbs("auto", bigan, every=500)
+    assert isinstance(auto, LinearProbe) and auto.every == 500
+    assert cbs("none", bigan) == [] and cbs("auto", dcgan) == []
+    assert [type(c) for c in cbs("probe", bigan)] == [LinearProbe]
+    assert [type(c) for c in cbs("kid,probe", bigan)] == [ImageMetrics, LinearProbe]
+    with pytest.raises(UserError, match="needs a model with an encoder"):
+        cbs("probe", dcgan)
+    with pytest.raises(UserError, match="unknown metric.*fd.*valid: a comma list of fid, is, kid and probe"):
+        cbs("fid,fd", bigan)
 
 
 def test_probe_on_a_model_without_an_encoder_is_a_clear_error(tmp_path, capsys):

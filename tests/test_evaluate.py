@@ -132,3 +132,22 @@ def test_evaluate_fid_of_an_sgan_member(tmp_path):
         assert res.get("member") == member and res["n_fake"] == 64 and res["extractor"] == "mnist-cnn"
         fids[member] = res["metrics"]["metrics/fid64_mnist-cnn_test"]
     assert len(set(fids.values())) == 3, fids  # three different generators measured
+
+
+@needs_fmnist
+def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_path, capsys):
+    run = tmp_path / "bigan"
+    assert fit_main(["--model", "bigan", "--arch", "mlp", "--max-images", "64", "--out", str(run), "--logger", "none",
+                     "--metrics", "none", *TINY, "--resolution", "28"]) == 0
+    out_json = tmp_path / "probe.json"
+    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "probe", "--probe-train",
+                         "300", "--json", str(out_json)]) == 0
+    res = json.loads(out_json.read_text())
+    m = res["metrics"]
+    assert res["classifier"] == "fmnist-cnn"
+    # the classifier's accuracy on the real test images is the one its manifest records
+    manifest = json.loads((ROOT / "checkpoints" / "extractors.json").read_text())
+    assert m["metrics/real_class_acc"] == pytest.approx(100 * manifest["fmnist-cnn"]["test_accuracy"], abs=1e-6)
+    assert 0.0 <= m["metrics/recon_class_acc"] <= 100.0 and -1.0 <= m["metrics/latent_cos"] <= 1.0
+    assert {"metrics/probe_acc", "metrics/probe_z_acc", "metrics/probe_1nn_acc", "metrics/probe_z_1nn_acc"} <= set(m)
+    assert "metrics/latent_cos" in capsys.readouterr().out

@@ -93,3 +93,31 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu", nearest_nei
                                                         y_te.to(device))
         out[key] = res
     return out
+
+
+@torch.no_grad()
+def inversion_metrics(model, x: Tensor, y: Tensor, classifier=None, n_latent: int = 10_000, seed: int = 0,
+                      batch_size: int = 500) -> dict:
+    """How well a model's encoder E inverts its (sampling) generator G, BiGAN's defining property.
+
+    - ``latent_cos``: mean cosine similarity of ``z`` and ``E(G(z))`` over ``n_latent`` prior draws (seeded): 1 when E
+      inverts G on G's own samples, about 0 when E's output is unrelated to the z that made the image.
+    - with a ``classifier`` (``logits(x)``, e.g. the ``fmnist-cnn`` extractor) and labelled images ``x`` (uint8):
+      ``recon_class_acc``, the % of images whose reconstruction ``G(E(x))`` the classifier assigns to the image's
+      label, and ``real_class_acc``, the classifier's accuracy on the images themselves (the ceiling).
+    """
+    from datamodules.base import to_float
+
+    device = model.device
+    z = model.sample_latent(n_latent, generator=torch.Generator().manual_seed(seed), device=device)
+    z_hat = torch.cat([model.encode(model.generate(zb)) for zb in z.split(batch_size)])
+    out = {"latent_cos": float(F.cosine_similarity(z_hat.float(), z.float(), dim=1).mean()), "n_latent": n_latent}
+    if classifier is not None:
+        real_ok = recon_ok = 0
+        for i in range(0, len(x), batch_size):
+            xb, yb = to_float(x[i : i + batch_size]).to(device), y[i : i + batch_size].to(device)
+            real_ok += int((classifier.logits(xb).argmax(1) == yb).sum())
+            recon_ok += int((classifier.logits(model.reconstruct(xb)).argmax(1) == yb).sum())
+        out.update(recon_class_acc=100.0 * recon_ok / len(x), real_class_acc=100.0 * real_ok / len(x),
+                   n_images=len(x))
+    return out

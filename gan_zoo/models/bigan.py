@@ -169,12 +169,10 @@ class BiGAN(GANModule):
         return opt_eg, opt_d
 
     def default_callbacks(self, dm, out) -> list:
-        from gan_zoo.callbacks.encoder import LinearProbe, ReconstructionGrid
+        """Reconstruction grids; the linear probe is a metric (``--metrics``, on by default: fit.py)."""
+        from gan_zoo.callbacks.encoder import ReconstructionGrid
 
-        cbs = [ReconstructionGrid(out / "samples")]
-        if dm.is_image and dm.num_classes:
-            cbs.append(LinearProbe())
-        return cbs
+        return [ReconstructionGrid(out / "samples")]
 
 
 @register_model("bigbigan")
