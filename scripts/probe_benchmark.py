@@ -9,8 +9,8 @@ latent E(x), fit on the train split of the data set the model was trained on, ac
 1-nearest-neighbour accuracy on the same features (cosine similarity, centred on the train mean); the same for the
 architecture at its random initialisation (seed 0); once, for the raw pixels. Then how well E inverts G
 (gan_zoo.metrics.probe.inversion_metrics: cosine of z and E(G(z)); the % of test images whose reconstruction G(E(x))
-the data set's classifier assigns to the image's label), for the trained model and for its trained G with the
-encoder at its random initialisation.
+the data set's classifier assigns to the image's label; how much D's joint score drops when the codes are shuffled
+among the images), for the trained model and for its trained G and D with the encoder at its random initialisation.
 """
 
 from __future__ import annotations

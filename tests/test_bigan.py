@@ -188,12 +188,13 @@ def test_probe_model_adds_the_nearest_neighbour_accuracy_on_the_same_features():
 
 
 class _Inverse:
-    """A stand-in model whose encoder undoes its generator exactly (``roll`` > 0 permutes the latent first)."""
+    """A stand-in model whose encoder undoes its generator exactly (``roll`` > 0 permutes the code first)."""
 
     device = torch.device("cpu")
 
     def __init__(self, roll: int = 0):
         self.roll = roll
+        self.discriminator = _DotScore()
 
     def sample_latent(self, n, generator=None, device=None):
         return torch.randn(n, 4, generator=generator)
@@ -204,8 +205,10 @@ class _Inverse:
     def encode(self, x):
         return (x.flatten(1) * 10).roll(self.roll, dims=1)
 
-    def reconstruct(self, x):  # moves each image's bright pixel one place on
-        return x.flatten(1).roll(1, dims=1).view_as(x)
+
+class _DotScore(torch.nn.Module):
+    def forward(self, x, z):  # a joint score that depends on the pairing: x . z
+        return None, None, (x.flatten(1) * z).sum(1)
 
 
 class _ArgmaxPixel:
@@ -222,14 +225,19 @@ def test_inversion_metrics_on_encoders_with_known_answers():
     expect = F.cosine_similarity(z, z.roll(1, dims=1), dim=1).mean().item()
     res = inversion_metrics(_Inverse(roll=1), None, None, n_latent=64, seed=3, batch_size=10)
     assert_close(res["latent_cos"], expect)
-    assert "recon_class_acc" not in res  # no classifier, no class check
-    # class agreement: images with one bright pixel; the classifier reads its position; labels 6 of 8 correct
+    assert set(res) == {"latent_cos", "n_latent"}  # no images, no class check or pairing gap
+    # images with one bright pixel; the classifier reads its position; 6 of the 8 labels are right
     pos = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     x = (F.one_hot(pos, 4) * 255).to(torch.uint8).view(-1, 1, 2, 2)
     y = torch.tensor([0, 1, 2, 3, 1, 2, 2, 3])
-    res = inversion_metrics(_Inverse(), x, y, _ArgmaxPixel(), n_latent=8, batch_size=3)
+    res = inversion_metrics(_Inverse(roll=1), x, y, _ArgmaxPixel(), n_latent=8, seed=5, batch_size=3)
     assert_close(res["real_class_acc"], 100.0 * 6 / 8)
-    assert_close(res["recon_class_acc"], 100.0 * 2 / 8)  # reconstructions land on pos + 1: right for images 4 and 5
+    # G(E(x)) moves the bright pixel one place on: right only for images 4 and 5, whose labels are pos + 1
+    assert_close(res["recon_class_acc"], 100.0 * 2 / 8)
+    # the pairing gap: mean x . E(x) minus mean x . E(x') with the codes permuted by the seeded permutation
+    xf, codes = (x.flatten(1).float() / 127.5 - 1), (x.flatten(1).float() / 127.5 - 1).roll(1, dims=1) * 10
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(5))
+    assert_close(res["d_pairing_gap"], ((xf * codes).sum(1) - (xf * codes[perm]).sum(1)).mean().item())
     assert res["n_images"] == 8
 
 

@@ -149,5 +149,6 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
     manifest = json.loads((ROOT / "checkpoints" / "extractors.json").read_text())
     assert m["metrics/real_class_acc"] == pytest.approx(100 * manifest["fmnist-cnn"]["test_accuracy"], abs=1e-6)
     assert 0.0 <= m["metrics/recon_class_acc"] <= 100.0 and -1.0 <= m["metrics/latent_cos"] <= 1.0
+    assert "metrics/d_pairing_gap" in m
     assert {"metrics/probe_acc", "metrics/probe_z_acc", "metrics/probe_1nn_acc", "metrics/probe_z_1nn_acc"} <= set(m)
     assert "metrics/latent_cos" in capsys.readouterr().out

@@ -96,8 +96,8 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu", nearest_nei
 
 
 @torch.no_grad()
-def inversion_metrics(model, x: Tensor, y: Tensor, classifier=None, n_latent: int = 10_000, seed: int = 0,
-                      batch_size: int = 500) -> dict:
+def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None, n_latent: int = 10_000,
+                      seed: int = 0, batch_size: int = 500) -> dict:
     """How well a model's encoder E inverts its (sampling) generator G, BiGAN's defining property.
 
     - ``latent_cos``: mean cosine similarity of ``z`` and ``E(G(z))`` over ``n_latent`` prior draws (seeded): 1 when E
@@ -105,6 +105,11 @@ def inversion_metrics(model, x: Tensor, y: Tensor, classifier=None, n_latent: in
     - with a ``classifier`` (``logits(x)``, e.g. the ``fmnist-cnn`` extractor) and labelled images ``x`` (uint8):
       ``recon_class_acc``, the % of images whose reconstruction ``G(E(x))`` the classifier assigns to the image's
       label, and ``real_class_acc``, the classifier's accuracy on the images themselves (the ceiling).
+    - with images ``x`` and a model whose ``discriminator(x, z)`` returns scores ending in the joint ``s_xz``:
+      ``d_pairing_gap``, D's mean joint score on the encoder pairs ``(x, E(x))`` minus that on the same pairs with
+      the codes shuffled among the images (a seeded permutation). About 0 means D ignores which code goes with which
+      image, so the E+G step gets no signal to make E invert G (only to match the codes' marginal); BiGAN needs it
+      well above 0.
     """
     from datamodules.base import to_float
 
@@ -112,12 +117,27 @@ def inversion_metrics(model, x: Tensor, y: Tensor, classifier=None, n_latent: in
     z = model.sample_latent(n_latent, generator=torch.Generator().manual_seed(seed), device=device)
     z_hat = torch.cat([model.encode(model.generate(zb)) for zb in z.split(batch_size)])
     out = {"latent_cos": float(F.cosine_similarity(z_hat.float(), z.float(), dim=1).mean()), "n_latent": n_latent}
+    if x is None:
+        return out
+    out["n_images"] = len(x)
+    batches = [(i, to_float(x[i : i + batch_size]).to(device)) for i in range(0, len(x), batch_size)]
+    codes = torch.cat([model.encode(xb) for _, xb in batches])
     if classifier is not None:
         real_ok = recon_ok = 0
-        for i in range(0, len(x), batch_size):
-            xb, yb = to_float(x[i : i + batch_size]).to(device), y[i : i + batch_size].to(device)
+        for i, xb in batches:
+            yb = y[i : i + batch_size].to(device)
             real_ok += int((classifier.logits(xb).argmax(1) == yb).sum())
-            recon_ok += int((classifier.logits(model.reconstruct(xb)).argmax(1) == yb).sum())
-        out.update(recon_class_acc=100.0 * recon_ok / len(x), real_class_acc=100.0 * real_ok / len(x),
-                   n_images=len(x))
+            recon_ok += int((classifier.logits(model.generate(codes[i : i + len(xb)])).argmax(1) == yb).sum())
+        out.update(recon_class_acc=100.0 * recon_ok / len(x), real_class_acc=100.0 * real_ok / len(x))
+    disc = getattr(model, "discriminator", None)
+    if disc is not None:
+        shuffled = codes[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(codes.device)]
+        was = disc.training
+        disc.eval()
+        try:
+            gap = sum(float((disc(xb, codes[i : i + len(xb)])[-1] - disc(xb, shuffled[i : i + len(xb)])[-1]).sum())
+                      for i, xb in batches)
+        finally:
+            disc.train(was)
+        out["d_pairing_gap"] = gap / len(x)
     return out
