@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py --ckpt runs/x/checkpoints/last.ckpt --metrics fid,is,kid --n 10000
     python scripts/evaluate.py --ckpt runs/toy/checkpoints/last.ckpt --metrics toy
+    python scripts/evaluate.py --ckpt runs/bigan/checkpoints/last.ckpt --metrics probe   # or inversion
 
 Prints a table and writes JSON (``--json``, default beside the checkpoint) with every protocol detail: number of
 generated and real images, extractor and its sha256, real split, resize settings, cache status, seed, versions.
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--ckpt", help="a training checkpoint (.ckpt) written by fit.py")
     src.add_argument("--pretrained", help="a pretrained zoo entry (see gan_zoo.list_pretrained())")
     p.add_argument("--metrics", default="fid,is,kid",
-                   help="comma list of fid, is, kid; or 'toy' (2D toys); or 'probe' (linear probe of an encoder)")
+                   help="comma list of fid, is, kid; or 'toy' (2D toys); or 'probe' (linear probe and 1-NN accuracy "
+                        "of an encoder's features, and how well it inverts G); or 'inversion' (that last part only)")
     p.add_argument("--probe-train", type=int, default=None, help="probe: training images (default: the train split)")
     p.add_argument("--n", type=int, default=None,
                    help="generated images (default 10,000); toy: samples (default 2,500, the protocol's)")
@@ -119,31 +121,36 @@ def main(argv: list[str] | None = None) -> int:
         args.n = 2500 if kind == "toy" else 10_000
     member = {}
     if args.member is not None:
-        if kind == "probe":
-            raise UserError("--member selects a generator; the probe measures an encoder")
+        if kind in ("probe", "inversion"):
+            raise UserError(f"--member selects a generator; --metrics {kind} measures an encoder")
         check_member(model, args.member)
         member = {"member": args.member}
         result["member"] = args.member
-    if kind == "probe":
+    if kind in ("probe", "inversion"):
         if not hasattr(model, "encode"):
-            raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not {model.model_name!r}")
-        if not dm.num_classes:
+            raise UserError(f"--metrics {kind} needs a model with an encoder (bigan, bigbigan), not "
+                            f"{model.model_name!r}")
+        if kind == "probe" and not dm.num_classes:
             raise UserError(f"--metrics probe needs a labeled data set, not {name!r}")
         from gan_zoo.metrics.probe import inversion_metrics, probe_model
 
-        res = probe_model(model, dm, args.probe_train, device=args.device, nearest_neighbour=True)
-        classifier, ext_name = probe_classifier(name, args.extractor, args.device)
+        protocol, metrics = [], {}
+        if kind == "probe":
+            res = probe_model(model, dm, args.probe_train, device=args.device, nearest_neighbour=True)
+            protocol.append(f"logistic regression (L-BFGS, L2 1e-4, standardised features) on "
+                            f"{args.probe_train or 'all'} train images, accuracy on the test split; 1-NN: cosine "
+                            f"similarity of features centred on the train mean")
+            metrics.update({**{f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
+                            **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}})
+            result["feature_dims"] = {k: v["dim"] for k, v in res.items()}
+        classifier, ext_name = probe_classifier(name, args.extractor, args.device) if dm.num_classes else (None, None)
         x_te, y_te = dm.split("test")
         inv = inversion_metrics(model, x_te, y_te, classifier, seed=args.seed)
-        result.update(protocol=f"logistic regression (L-BFGS, L2 1e-4, standardised features) on "
-                               f"{args.probe_train or 'all'} train images, accuracy on the test split; 1-NN: "
-                               f"cosine similarity of features centred on the train mean; inversion: cosine of z "
-                               f"and E(G(z)) over {inv['n_latent']} prior draws, and the % of test images whose "
-                               f"G(E(x)) the {ext_name or 'no'} classifier assigns to the image's label",
-                      metrics={**{f"metrics/{k}_acc": v["test_acc"] for k, v in res.items()},
-                               **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()},
-                               **{f"metrics/{k}": v for k, v in inv.items() if not k.startswith("n_")}},
-                      feature_dims={k: v["dim"] for k, v in res.items()}, classifier=ext_name)
+        protocol.append(f"inversion: cosine of z and E(G(z)) over {inv['n_latent']} prior draws; % of the "
+                        f"{inv['n_images']} test images whose G(E(x)) the {ext_name or 'no'} classifier assigns to "
+                        f"the image's label; D's joint score on (x, E(x)) minus that with the codes shuffled")
+        metrics.update({f"metrics/{k}": v for k, v in inv.items() if not k.startswith("n_")})
+        result.update(protocol="; ".join(protocol), metrics=metrics, classifier=ext_name)
     elif kind == "toy":
         if dm.is_image:
             raise UserError(f"--metrics toy needs a 2D toy data set, not {name!r}")

@@ -106,7 +106,7 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     assert evaluate_cli(["--ckpt", ckpt, "--metrics", "toy", "--member", "3"]) == 2
     assert "--member must be in 1..2 (this SGAN has 2 local pairs), got 3" in capsys.readouterr().err
     assert evaluate_cli(["--ckpt", ckpt, "--metrics", "probe", "--member", "1"]) == 2
-    assert "--member selects a generator; the probe measures an encoder" in capsys.readouterr().err
+    assert "--member selects a generator; --metrics probe measures an encoder" in capsys.readouterr().err
     run_dcgan = tmp_path / "dcgan"
     assert fit_main(["--model", "dcgan", "--data", "ring8", "--batch-size", "32", "--max-images", "32",
                      "--latent-dim", "2", "--hidden", "8", "--metrics", "none", "--logger", "none",
@@ -152,3 +152,9 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
     assert "metrics/d_pairing_gap" in m
     assert {"metrics/probe_acc", "metrics/probe_z_acc", "metrics/probe_1nn_acc", "metrics/probe_z_1nn_acc"} <= set(m)
     assert "metrics/latent_cos" in capsys.readouterr().out
+    # --metrics inversion is the same inversion part alone
+    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "inversion", "--json",
+                         str(tmp_path / "inv.json")]) == 0
+    inv = json.loads((tmp_path / "inv.json").read_text())["metrics"]
+    assert inv == {k: v for k, v in m.items() if k.split("/")[1] in
+                   ("latent_cos", "recon_class_acc", "real_class_acc", "d_pairing_gap")}
