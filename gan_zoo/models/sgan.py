@@ -15,7 +15,7 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    kind of data (BENCHMARKS.md): every 100 iterations on images (Fashion-MNIST: FID10k 188.9 at 100 against 975.5 at
    20) and every 1,000 on vector data (grid25, 12,000 iterations, 5 seeds: 24.8 modes and the target met in 3 runs
    at 1,000, against 23.6 and 1 at 100 and 22.6 and 1 at 20). The cost on ring8: every run still finds all 8 modes,
-   but one seed of four puts half its samples off-mode at 1,000 (at 20: none of five).
+   but one seed of five puts half its samples off-mode at 1,000 (at 20: none of five; 4 of 5 meet the target at both).
 4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen).
 
 ``sample()`` uses the global generator (its EMA); ``sample(n, member=i)`` the local generator ``i`` (1-based).
