@@ -144,11 +144,18 @@ def main(argv: list[str] | None = None) -> int:
                             **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}})
             result["feature_dims"] = {k: v["dim"] for k, v in res.items()}
         classifier, ext_name = probe_classifier(name, args.extractor, args.device) if dm.num_classes else (None, None)
+        from datamodules.base import subset_indices
+
         x_te, y_te = dm.split("test")
-        inv = inversion_metrics(model, x_te, y_te, classifier, seed=args.seed)
-        protocol.append(f"inversion: cosine of z and E(G(z)) over {inv['n_latent']} prior draws; % of the "
+        idx = subset_indices(len(x_te), args.n_real)
+        # a zoo entry keeps E and G, not D (pretrained.py): its D is untrained, so no pairing gap
+        pairing = args.pretrained is None
+        inv = inversion_metrics(model, x_te[idx], y_te[idx], classifier, n_latent=args.n, seed=args.seed,
+                                pairing=pairing)
+        protocol.append(f"inversion: cosine of z and E(G(z)) over {inv['n_latent']} prior draws; % of "
                         f"{inv['n_images']} test images whose G(E(x)) the {ext_name or 'no'} classifier assigns to "
-                        f"the image's label; D's joint score on (x, E(x)) minus that with the codes shuffled")
+                        f"the image's label; " + ("D's joint score on (x, E(x)) minus that with the codes shuffled"
+                                                  if pairing else "no pairing gap (a zoo entry has no trained D)"))
         metrics.update({f"metrics/{k}": v for k, v in inv.items() if not k.startswith("n_")})
         result.update(protocol="; ".join(protocol), metrics=metrics, classifier=ext_name)
     elif kind == "toy":

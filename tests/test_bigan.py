@@ -239,6 +239,7 @@ def test_inversion_metrics_on_encoders_with_known_answers():
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(5))
     assert_close(res["d_pairing_gap"], ((xf * codes).sum(1) - (xf * codes[perm]).sum(1)).mean().item())
     assert res["n_images"] == 8
+    assert "d_pairing_gap" not in inversion_metrics(_Inverse(roll=1), x, y, n_latent=8, pairing=False)
 
 
 class _Tiny(GANDataModule):

@@ -158,3 +158,14 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
     inv = json.loads((tmp_path / "inv.json").read_text())["metrics"]
     assert inv == {k: v for k, v in m.items() if k.split("/")[1] in
                    ("latent_cos", "recon_class_acc", "real_class_acc", "d_pairing_gap")}
+
+
+@needs_fmnist
+def test_inversion_of_a_zoo_entry_has_no_pairing_gap_and_takes_n_and_n_real(tmp_path):
+    out = tmp_path / "inv.json"
+    assert evaluate_cli(["--pretrained", "bigan.fmnist32", "--metrics", "inversion", "--n", "40", "--n-real", "64",
+                         "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["metrics"]) == {"metrics/latent_cos", "metrics/recon_class_acc", "metrics/real_class_acc"}
+    assert "no pairing gap" in res["protocol"] and "40 prior draws" in res["protocol"]
+    assert "% of 64 test images" in res["protocol"]

@@ -97,7 +97,7 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu", nearest_nei
 
 @torch.no_grad()
 def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None, n_latent: int = 10_000,
-                      seed: int = 0, batch_size: int = 500) -> dict:
+                      seed: int = 0, batch_size: int = 500, pairing: bool = True) -> dict:
     """How well a model's encoder E inverts its (sampling) generator G, BiGAN's defining property.
 
     - ``latent_cos``: mean cosine similarity of ``z`` and ``E(G(z))`` over ``n_latent`` prior draws (seeded): 1 when E
@@ -105,7 +105,8 @@ def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None
     - with a ``classifier`` (``logits(x)``, e.g. the ``fmnist-cnn`` extractor) and labelled images ``x`` (uint8):
       ``recon_class_acc``, the % of images whose reconstruction ``G(E(x))`` the classifier assigns to the image's
       label, and ``real_class_acc``, the classifier's accuracy on the images themselves (the ceiling).
-    - with images ``x`` and a model whose ``discriminator(x, z)`` returns scores ending in the joint ``s_xz``:
+    - with images ``x``, ``pairing`` on, and a model whose ``discriminator(x, z)`` returns scores ending in the joint
+      ``s_xz`` (turn ``pairing`` off for a model whose D is not trained, such as a zoo entry):
       ``d_pairing_gap``, D's mean joint score on the encoder pairs ``(x, E(x))`` minus that on the same pairs with
       the codes shuffled among the images (a seeded permutation). About 0 means D ignores which code goes with which
       image, so the E+G step gets no signal to make E invert G (only to match the codes' marginal); BiGAN needs it
@@ -129,7 +130,7 @@ def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None
             real_ok += int((classifier.logits(xb).argmax(1) == yb).sum())
             recon_ok += int((classifier.logits(model.generate(codes[i : i + len(xb)])).argmax(1) == yb).sum())
         out.update(recon_class_acc=100.0 * recon_ok / len(x), real_class_acc=100.0 * real_ok / len(x))
-    disc = getattr(model, "discriminator", None)
+    disc = getattr(model, "discriminator", None) if pairing else None
     if disc is not None:
         shuffled = codes[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(codes.device)]
         was = disc.training
