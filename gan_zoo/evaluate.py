@@ -69,7 +69,7 @@ def probe_classifier(data: str, extractor: str = "auto", device="cpu"):
     logits are ImageNet's classes, not the data set's)."""
     from gan_zoo.metrics.extractors import default_extractor, load_extractor
 
-    name = default_extractor(data) if extractor == "auto" else extractor
+    name = default_extractor(data, extractor)
     if name == "inception":
         return None, None
     return load_extractor(name).to(device), name
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                       mode_counts=res["counts"])
     else:
         metrics = parse_metrics(args.metrics)
-        ext_name = default_extractor(name) if args.extractor == "auto" else args.extractor
+        ext_name = default_extractor(name, args.extractor)
         extractor = load_extractor(ext_name, args.inception_weights).to(args.device)
         suite = MetricSuite(extractor, metrics).to(args.device)
         feats, status = real_features(dm, args.split, args.n_real, extractor, device=args.device)

@@ -185,7 +185,7 @@ def metric_callbacks(args, dm, out: Path, model=None) -> list:
         names = None if names is None else [n for n in names if n != "probe"]
         if names == []:
             return probe
-    extractor = default_extractor(dm.name) if args.extractor == "auto" else args.extractor
+    extractor = default_extractor(dm.name, args.extractor)
     if names is None:
         if extractor == "inception":
             try:

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--extractor", default="auto")
     args = p.parse_args(argv)
     dm = get_datamodule(args.data, data_dir=args.data_dir)
-    name = default_extractor(args.data) if args.extractor == "auto" else args.extractor
+    name = default_extractor(args.data, args.extractor)
     extractor = load_extractor(name)
     feats, _ = real_features(dm, "test", None, extractor)
     sources = {

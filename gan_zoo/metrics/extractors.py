@@ -33,9 +33,10 @@ class ExtractorError(ValueError):
     """A feature extractor that cannot be loaded (missing, corrupt or mismatched file); the message says why."""
 
 
-def default_extractor(data: str) -> str:
-    """``fmnist-cnn`` / ``mnist-cnn`` for the 28x28 data sets, ``inception`` for RGB data."""
-    return DEFAULT_EXTRACTOR.get(data, "inception")
+def default_extractor(data: str, requested: str = "auto") -> str:
+    """The extractor for ``data``: ``requested`` unless it is ``auto``, else ``fmnist-cnn`` / ``mnist-cnn`` for the
+    28x28 data sets and ``inception`` for RGB data."""
+    return DEFAULT_EXTRACTOR.get(data, "inception") if requested == "auto" else requested
 
 
 class Extractor(nn.Module):
