@@ -37,7 +37,7 @@ def train_d_only(model, x_train, x_test, steps: int, negatives: str = "generator
     import torch
 
     from datamodules.base import to_float
-    from gan_zoo.metrics.probe import inversion_metrics
+    from gan_zoo.metrics.probe import pairing_gap
 
     if negatives not in NEGATIVES:
         raise ValueError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")
@@ -46,7 +46,7 @@ def train_d_only(model, x_train, x_test, steps: int, negatives: str = "generator
     gen = torch.Generator().manual_seed(seed)
 
     def gap() -> float:
-        return inversion_metrics(model, x_test, None, n_latent=1, seed=seed)["d_pairing_gap"]
+        return pairing_gap(model, x_test, seed=seed)
 
     rows = [{"step": 0, "loss_d": None, "d_pairing_gap": gap()}]
     e.eval()

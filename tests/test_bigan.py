@@ -217,7 +217,7 @@ class _ArgmaxPixel:
 
 
 def test_inversion_metrics_on_encoders_with_known_answers():
-    from gan_zoo.metrics.probe import inversion_metrics
+    from gan_zoo.metrics.probe import inversion_metrics, pairing_gap
 
     # an exact inverse gives cosine 1; a permuted one gives the mean cosine of z and its permutation
     assert_close(inversion_metrics(_Inverse(), None, None, n_latent=64, seed=3)["latent_cos"], 1.0)
@@ -238,6 +238,7 @@ def test_inversion_metrics_on_encoders_with_known_answers():
     xf, codes = (x.flatten(1).float() / 127.5 - 1), (x.flatten(1).float() / 127.5 - 1).roll(1, dims=1) * 10
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(5))
     assert_close(res["d_pairing_gap"], ((xf * codes).sum(1) - (xf * codes[perm]).sum(1)).mean().item())
+    assert pairing_gap(_Inverse(roll=1), x, seed=5, batch_size=3) == res["d_pairing_gap"]  # the same, alone
     assert res["n_images"] == 8
     assert "d_pairing_gap" not in inversion_metrics(_Inverse(roll=1), x, y, n_latent=8, pairing=False)
 

@@ -132,13 +132,27 @@ def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None
         out.update(recon_class_acc=100.0 * recon_ok / len(x), real_class_acc=100.0 * real_ok / len(x))
     disc = getattr(model, "discriminator", None) if pairing else None
     if disc is not None:
-        shuffled = codes[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(codes.device)]
-        was = disc.training
-        disc.eval()
-        try:
-            gap = sum(float((disc(xb, codes[i : i + len(xb)])[-1] - disc(xb, shuffled[i : i + len(xb)])[-1]).sum())
-                      for i, xb in batches)
-        finally:
-            disc.train(was)
-        out["d_pairing_gap"] = gap / len(x)
+        out["d_pairing_gap"] = _pairing_gap(disc, batches, codes, seed)
     return out
+
+
+@torch.no_grad()
+def pairing_gap(model, x: Tensor, seed: int = 0, batch_size: int = 500) -> float:
+    """``d_pairing_gap`` of ``inversion_metrics`` alone, on uint8 images ``x``."""
+    from datamodules.base import to_float
+
+    batches = [(i, to_float(x[i : i + batch_size]).to(model.device)) for i in range(0, len(x), batch_size)]
+    return _pairing_gap(model.discriminator, batches, torch.cat([model.encode(xb) for _, xb in batches]), seed)
+
+
+def _pairing_gap(disc, batches: list[tuple[int, Tensor]], codes: Tensor, seed: int) -> float:
+    # D's mean joint score (the last score) on (x, E(x)) minus that with the codes permuted, in eval mode
+    shuffled = codes[torch.randperm(len(codes), generator=torch.Generator().manual_seed(seed)).to(codes.device)]
+    was = disc.training
+    disc.eval()
+    try:
+        gap = sum(float((disc(xb, codes[i : i + len(xb)])[-1] - disc(xb, shuffled[i : i + len(xb)])[-1]).sum())
+                  for i, xb in batches)
+    finally:
+        disc.train(was)
+    return gap / len(codes)
