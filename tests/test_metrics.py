@@ -78,6 +78,8 @@ def test_inception_score_of_one_repeated_image_is_one():
 
 
 def test_kid_of_two_samples_of_one_distribution_is_near_zero_and_positive_for_different():
+    # torchmetrics draws KID's subsets from the global RNG: seeded, or about 1 run in 13 lands above the 0.01 bound
+    torch.manual_seed(0)
     g = torch.Generator().manual_seed(2)
     a, b = torch.randn(2, 600, 8, generator=g)
     suite = MetricSuite(VectorExtractor(8), ("kid",), kid_subset_size=300, kid_subsets=20)
