@@ -58,3 +58,8 @@ def test_cli_writes_the_rows_and_refuses_models_without_an_encoder(tmp_path, cap
     assert [r["step"] for r in res["rows"]] == [0, 3] and res["n_test"] == 40 and res["negatives"] == "shuffled"
     assert bigan_pairing.cli(["--ckpt", str(tmp_path / "d" / "checkpoints" / "last.ckpt")]) == 2
     assert "is a 'dcgan' checkpoint; this diagnosis is for bigan and bigbigan" in capsys.readouterr().err
+
+
+def test_cli_refuses_non_positive_counts(capsys):
+    assert bigan_pairing.cli(["--ckpt", "any.ckpt", "--steps", "0"]) == 2
+    assert "--steps, --every, --batch-size and --n-test must be >= 1" in capsys.readouterr().err
