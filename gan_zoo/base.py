@@ -230,6 +230,41 @@ class GANModule(L.LightningModule):
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class MemberSampling:
+    """Sampling one member of a model made of several generators (an ensemble's local generators, a population's
+    parents): ``sample(n, seed, member=i)`` and ``generate(z, member=i)`` use member ``i`` (1-based); without
+    ``member`` they are the model's usual sampling. Put it before ``GANModule`` in the bases and define
+    ``member_generators()`` (the generators members are sampled from, in order) and ``member_noun`` (what the
+    error message calls them)."""
+
+    member_noun = "members"
+
+    def member_generators(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def check_member(self, member: int) -> None:
+        """``ValueError`` unless ``member`` names one of the members (1..N)."""
+        n = len(self.member_generators())
+        if not 1 <= member <= n:
+            raise ValueError(f"member must be in 1..{n} (this {self.model_name.upper()} has {n} {self.member_noun}), "
+                             f"got {member}")
+
+    def generate(self, z: Tensor, batch_size: int = 256, member: int | None = None, **kwargs) -> Tensor:
+        """Samples of the model's sampling generator for latents ``z``, or of member ``member`` (1..N)."""
+        if member is None:
+            return super().generate(z, batch_size, **kwargs)
+        self.check_member(member)
+        return self._generate_with(self.member_generators()[member - 1], z, batch_size, **kwargs)
+
+    def sample(self, n: int, seed: int | None = None, member: int | None = None) -> Tensor:
+        """``n`` samples of the model's sampling generator, or of member ``member`` (1..N)."""
+        if member is None:
+            return super().sample(n, seed)
+        self.check_member(member)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.generate(self.sample_latent(n, generator=gen, device=self.device), member=member)
+
+
 def adam_impl() -> dict:
     """Adam's implementation: the fused kernel (one kernel per parameter group instead of a dozen per parameter),
     which ``scripts/speed_options.py`` measured 1.075x faster than torch's default on the CPU for the whole DCGAN

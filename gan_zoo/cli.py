@@ -30,9 +30,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def check_member(model, member: int) -> None:
-    """``--member``: a local generator of an ensemble SGAN, 1..N; anything else is a user error saying what is valid."""
+    """``--member``: one generator of a model made of several (an ensemble SGAN's local generators, an EGAN's
+    parents), 1..N; anything else is a user error saying what is valid."""
     if not hasattr(model, "check_member"):
-        raise UserError(f"--member needs an ensemble SGAN, not {model.model_name!r}")
+        raise UserError(f"--member needs a model with several generators (sgan: local generators, egan: parents), "
+                        f"not {model.model_name!r}")
     try:
         model.check_member(member)
     except ValueError as e:

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="sampling seed; a fit's own metrics sample with its --seed, so pass that to reproduce them")
     p.add_argument("--member", type=int, default=None,
-                   help="sgan: measure local generator i (1..N) instead of the global one (toy, fid, is, kid)")
+                   help="measure generator i (1..N) alone (toy, fid, is, kid): sgan: local generator i instead of the "
+                   "global one; egan: parent i instead of the whole population")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="where to write the results")

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, default=None, help="images per row (default: square grid)")
     p.add_argument("--interpolate", action="store_true", help="latent walks instead of independent samples")
     p.add_argument("--steps", type=int, default=8, help="images per walk with --interpolate")
-    p.add_argument("--member", type=int, default=None, help="sgan: sample local generator i instead of the global one")
+    p.add_argument("--member", type=int, default=None,
+                   help="sample generator i (1..N) alone: sgan: local generator i instead of the global one; egan: "
+                   "parent i instead of the whole population")
     p.add_argument("--device", default="cpu")
     p.add_argument("--save-tensor", default=None, help="also save the images as a tensor file")
     return p

@@ -136,6 +136,26 @@ def test_egan_population_samples_from_every_parent():
     assert_close(x, expect)
 
 
+def test_egan_samples_one_parent_of_its_ema_population_with_member():
+    model = _egan(mu=3)
+    with torch.no_grad():  # the EMA population differs from the trained one, so it is visible which one is sampled
+        for p in model.generator.parameters():
+            p.add_(0.5)
+    z = model.sample_latent(6, generator=torch.Generator().manual_seed(2))
+    for i in (1, 2, 3):
+        with torch.no_grad():
+            expect = model.generator_ema.members[i - 1](z)
+        assert_close(model.sample(6, seed=2, member=i), expect, rtol=0, atol=0)
+        assert_close(model.generate(z, member=i), expect, rtol=0, atol=0)
+        assert not torch.equal(expect, model.generator.members[i - 1](z))
+    # the population's samples are its parents' samples for their chunks of the latents
+    whole = model.sample(6, seed=2)
+    parts = [model.generate(z[2 * (i - 1): 2 * i], member=i) for i in (1, 2, 3)]
+    assert_close(whole, torch.cat(parts), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"member must be in 1\.\.3 \(this EGAN has 3 parents\), got 0"):
+        model.sample(2, member=0)
+
+
 # --- SGAN ----------------------------------------------------------------------------------------------------------
 
 def _sgan(**kw):

@@ -114,7 +114,41 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     capsys.readouterr()
     assert evaluate_cli(["--ckpt", str(run_dcgan / "checkpoints" / "last.ckpt"), "--metrics", "toy",
                          "--member", "1"]) == 2
-    assert "--member needs an ensemble SGAN, not 'dcgan'" in capsys.readouterr().err
+    assert "--member needs a model with several generators (sgan: local generators, egan: parents), not 'dcgan'" \
+        in capsys.readouterr().err
+
+
+def test_evaluate_toy_coverage_of_one_egan_parent(tmp_path, capsys):
+    """Known answer: parent 1 of the (EMA) population edited to put every sample on mode (-4, 4), parent 2 on (2, 2);
+    ``--member i`` measures that parent alone, no ``--member`` the whole population (half the latents each)."""
+    import math
+
+    import torch
+
+    run = tmp_path / "egan"
+    assert fit_main(["--model", "egan", "--data", "grid25", "--mu", "2", "--batch-size", "32", "--max-images", "64",
+                     "--latent-dim", "2", "--hidden", "8", "--metrics", "none", "--logger", "none",
+                     "--out", str(run), "--no-progress-bar"]) == 0
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    for i, mode in enumerate([(-4.0, 4.0), (2.0, 2.0)]):  # grid25's modes in row-major order: indices 4 and 18
+        ckpt["state_dict"][f"generator_ema.members.{i}.net.6.weight"].zero_()
+        ckpt["state_dict"][f"generator_ema.members.{i}.net.6.bias"].copy_(torch.tensor(mode))
+    edited = tmp_path / "edited.ckpt"
+    torch.save(ckpt, edited)
+    expect = {None: ({4: 1250, 18: 1250}, math.log(25 / 2)), 1: ({4: 2500}, math.log(25)),
+              2: ({18: 2500}, math.log(25))}
+    for member, (counts, reverse_kl) in expect.items():
+        out_json = tmp_path / f"toy_{member}.json"
+        argv = ["--ckpt", str(edited), "--metrics", "toy", "--seed", "3", "--json", str(out_json)]
+        assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
+        res = json.loads(out_json.read_text())
+        assert res.get("member") == member
+        assert res["mode_counts"] == [counts.get(k, 0) for k in range(25)]
+        assert res["metrics"]["toy/hq_percent"] == 100.0 and res["metrics"]["toy/modes"] == len(counts)
+        assert res["metrics"]["toy/reverse_kl"] == pytest.approx(reverse_kl, rel=1e-6)
+    capsys.readouterr()
+    assert evaluate_cli(["--ckpt", str(edited), "--metrics", "toy", "--member", "3"]) == 2
+    assert "--member must be in 1..2 (this EGAN has 2 parents), got 3" in capsys.readouterr().err
 
 
 def test_evaluate_fid_of_an_sgan_member(tmp_path):

@@ -14,6 +14,9 @@ then is scored by ``F = F_q + gamma * F_d`` on an evaluation batch: ``F_q = mean
 gradient is computed once per generation). The ``mu`` fittest
 children (weights and Adam state) become the parents. That is the paper's Algorithm 1 loop: ``n_D`` D steps, then one
 generation. Under DDP the fitness is averaged over ranks before the choice, so every rank keeps the same children.
+
+``sample()`` draws from the whole (EMA) population, the ``i``-th chunk of the latents from parent ``i``;
+``sample(n, member=i)`` draws from parent ``i`` alone (1-based).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule
+from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.losses import bce_d_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -70,7 +73,7 @@ def _weights(module: nn.Module) -> dict[str, Tensor]:
 
 
 @register_model("egan")
-class EGAN(GANModule):
+class EGAN(MemberSampling, GANModule):
     """EGAN: ``mu`` parent generators, one child per mutation per parent, survival of the fittest ``mu``.
 
     Args:
@@ -115,6 +118,12 @@ class EGAN(GANModule):
         self.last_choice: list[int] = []  # indices (parent * len(mutations) + mutation) of the last survivors
         self.init_ema()
         self.save_hyperparameters()
+
+    member_noun = "parents"
+
+    def member_generators(self) -> list[nn.Module]:
+        """The parents as sampled (the EMA population's members where there is one): ``sample(n, member=i)``."""
+        return list(self.sampling_generator.members)
 
     def trained_networks(self) -> dict[str, nn.Module]:
         # the population's members are called one by one in a generation: compile them, not the Population wrapper

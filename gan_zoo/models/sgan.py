@@ -26,14 +26,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule
+from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.losses import bce_d_loss, ns_g_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
 
 
 @register_model("sgan")
-class EnsembleSGAN(GANModule):
+class EnsembleSGAN(MemberSampling, GANModule):
     """Ensemble SGAN: N local pairs trained as independent GANs, a global pair trained from them.
 
     Args:
@@ -115,26 +115,11 @@ class EnsembleSGAN(GANModule):
                 self._z_streams.append(g)
         return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
 
-    def check_member(self, member: int) -> None:
-        """``ValueError`` unless ``member`` names a local pair (1..N)."""
-        n = self.hparams.n_pairs
-        if not 1 <= member <= n:
-            raise ValueError(f"member must be in 1..{n} (this SGAN has {n} local pairs), got {member}")
+    member_noun = "local pairs"
 
-    def generate(self, z: Tensor, batch_size: int = 256, member: int | None = None, **kwargs) -> Tensor:
-        """Images of the global generator (its EMA) for latents ``z``, or of local generator ``member`` (1..N)."""
-        if member is None:
-            return super().generate(z, batch_size, **kwargs)
-        self.check_member(member)
-        return self._generate_with(self.local_generators[member - 1], z, batch_size, **kwargs)
-
-    def sample(self, n: int, seed: int | None = None, member: int | None = None) -> Tensor:
-        """``n`` samples of the global generator (its EMA), or of local generator ``member`` (1..N)."""
-        if member is None:
-            return super().sample(n, seed)
-        self.check_member(member)
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return self.generate(self.sample_latent(n, generator=gen, device=self.device), member=member)
+    def member_generators(self) -> list[nn.Module]:
+        """The local generators (no EMA copy), sampled by ``sample(n, member=i)``."""
+        return list(self.local_generators)
 
     @staticmethod
     def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward) -> Tensor:
