@@ -98,6 +98,7 @@ class EGAN(MemberSampling, GANModule):
     """
 
     supports_vectors = True
+    member_noun = "parents"  # sample(n, member=i)
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, mu: int = 1,
@@ -119,8 +120,6 @@ class EGAN(MemberSampling, GANModule):
         self.last_choice: list[int] = []  # indices (parent * len(mutations) + mutation) of the last survivors
         self.init_ema()
         self.save_hyperparameters()
-
-    member_noun = "parents"
 
     def member_generators(self) -> list[nn.Module]:
         """The parents as sampled (the EMA population's members where there is one): ``sample(n, member=i)``."""

@@ -58,6 +58,7 @@ class EnsembleSGAN(MemberSampling, GANModule):
 
     supports_vectors = True
     default_batch_size = 256  # split over the pairs: 64 per local pair at the default N = 4
+    member_noun = "local pairs"  # sample(n, member=i)
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
@@ -114,8 +115,6 @@ class EnsembleSGAN(MemberSampling, GANModule):
                     g.set_state(self._z_state[j])
                 self._z_streams.append(g)
         return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
-
-    member_noun = "local pairs"
 
     def member_generators(self) -> list[nn.Module]:
         """The local generators (no EMA copy), sampled by ``sample(n, member=i)``."""
