@@ -203,7 +203,8 @@ def test_sample_script_needs_no_data_set(zoo_dir, tmp_path, monkeypatch, capsys)
     assert run_main(sample_main, ["--pretrained", "fmnist-cnn", "--out", str(walk)]) == 2
     assert run_main(sample_main, ["--pretrained", "dcgan.tiny", "--member", "0", "--out", str(walk)]) == 2
     err = capsys.readouterr().err
-    assert "available: dcgan.tiny" in err and "feature extractor" in err and "ensemble SGAN" in err
+    assert "available: dcgan.tiny" in err and "feature extractor" in err
+    assert "--member needs a model with several generators (sgan: local generators, egan: parents), not 'dcgan'" in err
 
 
 @needs_fmnist
