@@ -6,7 +6,7 @@ r"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds:
 
 Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers of ``--hidden``, latent ``--latent``),
 the same Adam settings and the same number of training iterations (batches of ``--batch`` points per network; SGAN's
-loader batch is ``n_pairs x --batch``, split over its local pairs, so each of its networks also sees ``--batch``);
+loader batch is ``--n-pairs`` (default 4) x ``--batch``, split over its local pairs, so each of its networks also sees ``--batch``);
 samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one high-quality sample
 (within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram against uniform.
 Reports mean and standard error over seeds, how many runs meet the target (every mode, >= 90 % high quality, reverse
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_one(args, model: str, toy: str, seed: int) -> dict:
     out = Path(args.out) / f"{toy}-{model}-s{seed}"
-    n_pairs = 4
+    n_pairs = args.n_pairs
     batch = args.batch * (n_pairs if model == "sgan" else 1)
     cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", model, "--data", toy, "--seed", str(seed),
            "--batch-size", str(batch), "--max-images", str(batch * args.iterations), "--lr", str(args.lr),
@@ -47,11 +47,14 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     if model == "sgan":
         cmd += ["--n-pairs", str(n_pairs), "--pair-seed", str(seed)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "fit.log"  # the fit's own output (its "toy: ..." line at every evaluation), kept with the run
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
     wall = time.time() - t0
     if r.returncode != 0:
-        return {"model": model, "toy": toy, "seed": seed, "error": r.stderr[-1500:], "wall_s": round(wall, 1),
+        return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], "wall_s": round(wall, 1),
                 **settings(args)}
     with open(out / "logs" / "metrics.csv") as f:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
@@ -72,7 +75,7 @@ def model_hparams(out: Path) -> dict:
 
 # What a run's result depends on besides model, toy and seed. Records written before a field was stored carry the
 # value that was the only one used then (the defaults below): --summarize reads a missing field as that value.
-SETTINGS = {"iterations": None, "extra": "", "latent": 2, "hidden": 128, "batch": 256, "lr": 1e-3}
+SETTINGS = {"iterations": None, "extra": "", "latent": 2, "hidden": 128, "batch": 256, "lr": 1e-3, "n_pairs": 4}
 
 
 def settings(args) -> dict:
@@ -136,6 +139,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--latent", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--n-pairs", type=int, default=4, help="SGAN's local pairs (the other models ignore it)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--extra", default="")
     p.add_argument("--out", default="runs/toy_benchmark")

@@ -25,6 +25,24 @@ def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
     assert "| ring8 | dcgan |" in capsys.readouterr().out
 
 
+def test_sgan_runs_with_the_number_of_local_pairs_asked_for(tmp_path):
+    jsonl = tmp_path / "runs.jsonl"
+    assert toy_benchmark.main(["--models", "sgan", "--toys", "grid25", "--seeds", "1", "--iterations", "2",
+                               "--batch", "8", "--hidden", "8", "--n-pairs", "3", "--jobs", "1",
+                               "--out", str(tmp_path / "out"), "--jsonl", str(jsonl)]) == 0
+    (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert (r["model"], r["n_pairs"], r["batch"]) == ("sgan", 3, 8)
+    # each local pair sees --batch points: the loader batch is 3 x 8, the budget 2 iterations of it
+    assert (r["hparams"]["n_pairs"], r["hparams"]["pair_seed"]) == (3, 1)
+    import yaml
+
+    run = yaml.safe_load((tmp_path / "out" / "grid25-sgan-s1" / "logs" / "hparams.yaml").read_text())
+    assert (run["run/batch_size"], run["run/max_images"]) == (24, 48)
+    # the fit's own output is kept beside the run
+    assert (tmp_path / "out" / "grid25-sgan-s1" / "fit.log").read_text().splitlines()[-1].startswith(
+        "done: 48 images seen")
+
+
 def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_target(tmp_path, capsys):
     def rec(seed, modes, hq, rkl, iterations=12000, extra="", model="egan", **more):
         # records without latent / hidden / batch / lr (written before they were stored) count as the defaults
