@@ -4,7 +4,10 @@
 # losses and samples in fp32 and bf16-mixed; its speeds are measured under that load and are not quoted).
 # With MPS (when the machine has it and a CUDA client works under it) the small processes share the GPU instead of
 # time-slicing it. Runs still going at the limit are stopped; their fit.log keeps the evaluation every 2,000
-# iterations. Everything comes back in $OUT/results.tgz (no checkpoints).
+# iterations. Everything comes back in $OUT/results.tgz (no checkpoints). Sizing, measured on an H200 under MPS with
+# all ten runs at once: about 22 iterations/s per 4-pair run and 12 per 8-pair run, little more than one core of the
+# development VM gives (about 16 and 7: these MLPs are bound by per-step overhead), so 12,000 iterations need about
+# 10 and 17 minutes, more than one call allows; the 2026-11-27 call stopped at 8,000 and 4,000 (BENCHMARKS.md).
 #   OUT=<dir> GAN_ZOO_DATA=<Fashion-MNIST IDX files> bash scripts/gpu_toys.sh [seconds for the toy runs]
 # Env: ITER (12000), SEEDS (0,1,2,3,4), PAIRS (4 8), ACC (gpu), CHECK_ARGS (gpu_check.py options), MPS (1; 0 = off).
 set -u

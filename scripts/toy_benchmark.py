@@ -6,9 +6,10 @@ r"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds:
 
 Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers of ``--hidden``, latent ``--latent``),
 the same Adam settings and the same number of training iterations (batches of ``--batch`` points per network; SGAN's
-loader batch is ``--n-pairs`` (default 4) x ``--batch``, split over its local pairs, so each of its networks also sees ``--batch``);
-samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one high-quality sample
-(within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram against uniform.
+loader batch is ``--n-pairs`` (default 4) x ``--batch``, split over its local pairs, so each of its networks also sees
+``--batch``); samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one
+high-quality sample (within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram
+against uniform.
 Reports mean and standard error over seeds, how many runs meet the target (every mode, >= 90 % high quality, reverse
 KL < 0.04, PacGAN4's), and the wall time of each run (one thread each).
 

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -32,10 +34,8 @@ def test_sgan_runs_with_the_number_of_local_pairs_asked_for(tmp_path):
                                "--out", str(tmp_path / "out"), "--jsonl", str(jsonl)]) == 0
     (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert (r["model"], r["n_pairs"], r["batch"]) == ("sgan", 3, 8)
-    # each local pair sees --batch points: the loader batch is 3 x 8, the budget 2 iterations of it
     assert (r["hparams"]["n_pairs"], r["hparams"]["pair_seed"]) == (3, 1)
-    import yaml
-
+    # each local pair sees --batch points: the loader batch is 3 x 8, the budget 2 iterations of it
     run = yaml.safe_load((tmp_path / "out" / "grid25-sgan-s1" / "logs" / "hparams.yaml").read_text())
     assert (run["run/batch_size"], run["run/max_images"]) == (24, 48)
     # the fit's own output is kept beside the run
