@@ -44,7 +44,7 @@ class EnsembleSGAN(MemberSampling, GANModule):
         ngf: generator width (images).
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
-        n_pairs: number of local pairs N.
+        n_pairs: number of local pairs N. Eight did no better than four on grid25 (BENCHMARKS.md, fifth round).
         messenger_sync: iterations between two refreshes of the messengers from the local discriminators (default:
             100 on images, 1000 on vector data; see the module docstring).
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
