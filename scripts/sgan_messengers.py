@@ -6,6 +6,10 @@ For the global generator G_0 and every local generator G_i: the modes with at le
 protocol of ``--metrics toy``); the union of the local generators' modes; and the mean logit of the messenger
 discriminators (and of the local ones) at the mode centres that G_0 misses against those it covers. A messenger that
 scores the missed modes higher points G_0 at them: what is missing is then the generator's move, not the signal.
+
+It also scores, with the whole protocol (modes, % high quality, reverse KL), the model's samples (G_0's EMA), G_0's
+raw weights (no EMA), and the equal mixture of the local generators (n / N samples of each, in member order), which
+tells whether the ensemble as a whole would meet a target that its global generator misses.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
     for member in (None, *range(1, model.hparams.n_pairs + 1)):
         res = mode_metrics(model.sample(n, seed=seed, member=member), modes, dm.std)
         rows["global" if member is None else f"local_{member}"] = res
+    latent = model.sample_latent(n, generator=torch.Generator().manual_seed(seed), device=model.device)
+    raw = mode_metrics(model._generate_with(model.generator, latent), modes, dm.std)
+    sizes = [len(part) for part in torch.arange(n).tensor_split(model.hparams.n_pairs)]
+    mixture = torch.cat([model.sample(n, seed=seed, member=i + 1)[:k] for i, k in enumerate(sizes)])
+    quality = {name: {"modes": r["modes"], "hq_percent": round(100 * r["hq"], 2),
+                      "reverse_kl": round(float(r["reverse_kl"]), 4)}
+               for name, r in (("samples", rows["global"]), ("global_raw", raw),
+                               ("local_mixture", mode_metrics(mixture, modes, dm.std)))}
     covered = torch.tensor(rows["global"]["counts"]) > 0
     union = torch.stack([torch.tensor(r["counts"]) > 0 for k, r in rows.items() if k != "global"]).any(0)
     points = modes.to(next(model.parameters()).dtype)
@@ -52,6 +64,7 @@ def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
         "messenger_logit": _logits_at(model.messengers, points, covered),
         "local_d_logit": _logits_at(model.local_discriminators, points, covered),
         "counts": {k: r["counts"] for k, r in rows.items()},
+        "quality": quality,
     }
 
 
@@ -79,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"modes (of {k}): " + ", ".join(f"{name} {m}" for name, m in res["modes"].items()))
     print(f"union of the local generators: {res['union_of_local_modes']}; missed by the global one: "
           f"{res['missed_by_global'] or 'none'}")
+    for name, label in (("samples", "samples (G_0's EMA)"), ("global_raw", "G_0 without EMA"),
+                        ("local_mixture", "mixture of the local generators")):
+        q = res["quality"][name]
+        print(f"{label}: {q['modes']} modes, {q['hq_percent']} % high quality, reverse KL {q['reverse_kl']}")
     for who in ("messenger", "local_d"):
         v = res[f"{who}_logit"]
         print(f"{who.replace('_', ' ')} mean logit at missed modes {v['missed']}, at covered modes {v['covered']}")

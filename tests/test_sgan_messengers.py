@@ -25,7 +25,8 @@ def test_sgan_diagnosis_matches_its_definition(tmp_path, capsys):
     ckpt = str(run / "checkpoints" / "last.ckpt")
     out = tmp_path / "diag.json"
     assert sgan_messengers.cli(["--ckpt", ckpt, "--n", "500", "--seed", "3", "--json", str(out)]) == 0
-    assert "union of the local generators" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "union of the local generators" in printed
     res = json.loads(out.read_text())
 
     model, _, _ = load_training_checkpoint(ckpt)
@@ -40,7 +41,20 @@ def test_sgan_diagnosis_matches_its_definition(tmp_path, capsys):
     missed = [i for i, c in enumerate(per["global"]["counts"]) if c == 0]
     assert res["missed_by_global"] == missed
     assert set(res) == {"modes", "num_modes", "union_of_local_modes", "missed_by_global", "messenger_logit",
-                        "local_d_logit", "counts"}
+                        "local_d_logit", "counts", "quality"}
+    # the whole protocol for the model's samples, for G_0 without its EMA and for the mixture of the local generators
+    z = model.sample_latent(500, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        raw = model.generator(z)
+    assert not torch.equal(raw, model.sample(500, seed=3))  # the EMA differs from the raw weights after 3 steps
+    mixture = torch.cat([model.sample(500, seed=3, member=1)[:250], model.sample(500, seed=3, member=2)[:250]])
+    for name, x in (("samples", model.sample(500, seed=3)), ("global_raw", raw), ("local_mixture", mixture)):
+        r = mode_metrics(x, modes, dm.std)
+        assert res["quality"][name] == {"modes": r["modes"], "hq_percent": round(100 * r["hq"], 2),
+                                        "reverse_kl": round(r["reverse_kl"], 4)}, name
+    q = res["quality"]["local_mixture"]
+    assert (f"mixture of the local generators: {q['modes']} modes, {q['hq_percent']} % high quality, "
+            f"reverse KL {q['reverse_kl']}") in printed
 
 
 def test_sgan_diagnosis_on_known_samples(tmp_path):
@@ -61,6 +75,13 @@ def test_sgan_diagnosis_on_known_samples(tmp_path):
     assert res["modes"] == {"global": 4, "local_1": 6, "local_2": 2}
     assert res["counts"]["global"] == [3, 3, 3, 3, 0, 0, 0, 0]
     assert res["union_of_local_modes"] == 8 and res["missed_by_global"] == [4, 5, 6, 7]
+    # the mixture takes the first 6 of each local's 12 samples: modes 0-5 once, modes 6 and 7 three times each
+    p = torch.tensor([1.0] * 6 + [3.0] * 2, dtype=torch.float64) / 12
+    rkl = round(float((p * (p * 8).log()).sum()), 4)
+    assert rkl == round(0.5 * torch.tensor(4 / 3, dtype=torch.float64).log().item(), 4)
+    assert res["quality"]["local_mixture"] == {"modes": 8, "hq_percent": 100.0, "reverse_kl": rkl}
+    two = round(float(torch.tensor(2.0, dtype=torch.float64).log()), 4)  # 4 of 8 modes, evenly: log 2
+    assert res["quality"]["samples"] == {"modes": 4, "hq_percent": 100.0, "reverse_kl": two}
     with torch.no_grad():
         msg = torch.stack([m(modes).reshape(-1) for m in model.messengers]).mean(0)
         loc = torch.stack([d(modes).reshape(-1) for d in model.local_discriminators]).mean(0)
