@@ -245,6 +245,36 @@ def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadenc
     assert not all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), d.state_dict().values()))
 
 
+@pytest.mark.parametrize("messenger_batch", ["chunk", "whole"])
+def test_messengers_train_on_their_chunk_or_on_the_whole_batch(messenger_batch):
+    model = _sgan(messenger_batch=messenger_batch)
+    calls = []
+    step = model._d_step
+
+    def recording_step(opt, d, real, fake, backward):
+        calls.append((d, real.clone(), fake.clone()))
+        return step(opt, d, real, fake, backward)
+
+    model._d_step = recording_step
+    loader = _toy_loader(n=32, batch_size=16)
+    batch = next(iter(loader))["x"]
+    tiny_trainer(1).fit(model, loader)
+    msg = [(real, fake) for d, real, fake in calls if any(d is m for m in model.messengers)]
+    assert len(msg) == 2  # one step per messenger
+    d0_real = [real for d, real, _ in calls if d is model.discriminator][0]
+    assert torch.equal(d0_real, batch)
+    if messenger_batch == "whole":
+        for real, fake in msg:
+            assert torch.equal(real, batch) and fake.shape == (16, 2)
+        assert torch.equal(msg[0][1], msg[1][1])  # every messenger sees all of G_0's samples
+    else:
+        for i, (real, fake) in enumerate(msg):
+            assert torch.equal(real, batch.tensor_split(2)[i]) and fake.shape == (8, 2)
+        assert not torch.equal(msg[0][1], msg[1][1])  # each its own half of G_0's samples
+    with pytest.raises(ValueError, match="messenger_batch must be one of chunk, whole, not 'all'"):
+        _sgan(messenger_batch="all")
+
+
 def test_sgan_samples_global_and_members():
     model = _sgan()
     assert model.sample(5, seed=1).shape == (5, 2)
@@ -280,3 +310,6 @@ def test_bad_options_end_in_one_clear_line(tmp_path, capsys):
     assert "wasserstein" in err and "least_squares" in err and "Traceback" not in err
     assert cli(["--model", "sgan", "--n-pairs", "0", *base]) == 2
     assert "n_pairs" in capsys.readouterr().err
+    assert cli(["--model", "sgan", "--messenger-batch", "all", *base]) == 2
+    err = capsys.readouterr().err
+    assert "messenger_batch must be one of chunk, whole, not 'all'" in err and "Traceback" not in err

@@ -8,7 +8,9 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
 2. Global D: ``D_0`` takes a BCE step on the whole real batch versus the local generators' samples of step 1
    (detached: no gradient into any ``G_i``).
 3. Messengers: every ``messenger_sync`` iterations ``D_i^msg`` is refreshed from ``D_i`` (weights and buffers); every
-   iteration each messenger takes a BCE step on chunk ``i`` versus ``G_0`` samples, so it keeps giving ``G_0`` a signal.
+   iteration each messenger takes a BCE step on real versus ``G_0`` samples, so it keeps giving ``G_0`` a signal: on
+   chunk ``i`` of both (``messenger_batch="chunk"``) or on the whole real batch and all of ``G_0``'s samples
+   (``"whole"``, each messenger then sees as many points as ``D_0``).
    The refresh is not the seed's every iteration: refreshed every iteration, a messenger has taken one step on
    ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapsed onto one mode of grid25 in 5 of 5 seeds
    (1,500 iterations: 1/25 modes with refresh 1, 24/25 with 20). The default is the best cadence measured for the
@@ -32,6 +34,9 @@ from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
 
 
+MESSENGER_BATCHES = ("chunk", "whole")
+
+
 @register_model("sgan")
 class EnsembleSGAN(MemberSampling, GANModule):
     """Ensemble SGAN: N local pairs trained as independent GANs, a global pair trained from them.
@@ -47,6 +52,8 @@ class EnsembleSGAN(MemberSampling, GANModule):
         n_pairs: number of local pairs N. Eight did no better than four on grid25 (BENCHMARKS.md, fifth round).
         messenger_sync: iterations between two refreshes of the messengers from the local discriminators (default:
             100 on images, 1000 on vector data; see the module docstring).
+        messenger_batch: what each messenger's step trains on: ``chunk`` (its local pair's chunk of the real batch
+            versus as many ``G_0`` samples) or ``whole`` (the whole real batch versus every ``G_0`` sample).
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
@@ -62,12 +69,14 @@ class EnsembleSGAN(MemberSampling, GANModule):
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
-                 pair_seed: int = 0, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
+                 messenger_batch: str = "chunk", pair_seed: int = 0, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5,
                  beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
         if n_pairs < 1 or messenger_sync < 1:
             raise ValueError("n_pairs and messenger_sync must be >= 1")
+        if messenger_batch not in MESSENGER_BATCHES:
+            raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         net = dict(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf,
                    ndf=ndf, hidden=hidden)
@@ -165,8 +174,11 @@ class EnsembleSGAN(MemberSampling, GANModule):
         if self.iterations % self.hparams.messenger_sync == 0:
             self.sync_messengers()
         fake0 = self.generator(self.sample_latent(real.shape[0], device=real.device))
-        fake0_chunks = fake0.detach().tensor_split(n_pairs)
-        loss_msg = [self._d_step(opt_msg[i], m, chunks[i], fake0_chunks[i], self.manual_backward)
+        if self.hparams.messenger_batch == "whole":
+            msg_real, msg_fake = [real] * n_pairs, [fake0.detach()] * n_pairs
+        else:
+            msg_real, msg_fake = chunks, fake0.detach().tensor_split(n_pairs)
+        loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward)
                     for i, m in enumerate(self.messengers)]
 
         # 4. global G against the messengers
