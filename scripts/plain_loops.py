@@ -422,8 +422,9 @@ def plain_egan(model, loader, warmup: int, steps: int, precision: str = "32-true
 
 def plain_sgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """Per batch: N local GAN steps on N chunks with per-pair latent streams, a global-D step against the local
-    fakes, messengers refreshed every ``messenger_sync`` iterations and stepped on real vs G_0 samples, then the
-    global-G step against the frozen messengers and the EMA step."""
+    fakes, messengers refreshed every ``messenger_sync`` iterations and stepped on real vs G_0 samples (their chunk or
+    the whole batch, as ``messenger_batch`` says), then the global-G step against the frozen messengers and the EMA
+    step."""
     hp = model.hparams
     n_pairs = hp.n_pairs
     lgs, lds, msgs = model.local_generators, model.local_discriminators, model.messengers
@@ -467,9 +468,12 @@ def plain_sgan(model, loader, warmup: int, steps: int, precision: str = "32-true
                 for m, d in zip(msgs, lds):
                     m.load_state_dict(d.state_dict())
         fake0 = G0(_randn(model, n, real))
-        fake0_chunks = fake0.detach().tensor_split(n_pairs)
+        if hp.messenger_batch == "whole":  # every messenger on the whole batch and all of G_0's samples
+            msg_data = [(real, fake0.detach())] * n_pairs
+        else:  # messenger j on chunk j of both
+            msg_data = list(zip(chunks, fake0.detach().tensor_split(n_pairs)))
         for j, m in enumerate(msgs):
-            d_step(opt_msg[j], m, chunks[j], fake0_chunks[j])
+            d_step(opt_msg[j], m, *msg_data[j])
 
         msgs.requires_grad_(False)
         loss_g0 = torch.stack([ns_g_loss(m(fake0)) for m in msgs]).mean()

@@ -225,6 +225,14 @@ def test_messenger_cadence_defaults_to_the_best_measured_for_the_data_and_is_sav
         _sgan(messenger_sync=0)
 
 
+def test_messenger_batch_defaults_to_the_best_measured_for_the_data_and_is_saved():
+    # BENCHMARKS.md, sixth round: the whole batch on the 2D toys; images keep the chunk (the whole batch not measured)
+    assert _sgan().hparams.messenger_batch == "whole"
+    images = gan_zoo.get_model("sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
+    assert images.hparams.messenger_batch == "chunk"
+    assert _sgan(messenger_batch="chunk").hparams.messenger_batch == "chunk"
+
+
 def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadence():
     model = _sgan(messenger_sync=2)
     syncs = []

@@ -36,6 +36,7 @@ CASES.update({
     "lsgan-pearson": ("lsgan", dict(coding="pearson", upsample="nearest", minibatch_kernels=4)),
     "egan-mu2-every-batch": ("egan", dict(mu=2, d_steps=1, mutations="minimax,least_squares")),
     "sgan-sync2": ("sgan", dict(messenger_sync=2, pair_seed=3)),
+    "sgan-whole-batch": ("sgan", dict(messenger_batch="whole")),
     "selfgan-tpu-probability": ("selfgan", dict(weighting="tpu", weights="probability")),
     "semisupgan-odena-ns": ("semisupgan", dict(form="odena", g_loss="ns")),
     "semisupgan-supervised-only": ("semisupgan", dict(supervised_only=True)),
