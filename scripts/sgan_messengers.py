@@ -41,14 +41,16 @@ def diagnose(model, dm, n: int = 2500, seed: int = 0) -> dict:
     from gan_zoo.metrics.toy import mode_metrics
 
     modes = dm.modes()
-    rows = {}
+    rows, local_samples = {}, []
     for member in (None, *range(1, model.hparams.n_pairs + 1)):
-        res = mode_metrics(model.sample(n, seed=seed, member=member), modes, dm.std)
-        rows["global" if member is None else f"local_{member}"] = res
+        x = model.sample(n, seed=seed, member=member)
+        rows["global" if member is None else f"local_{member}"] = mode_metrics(x, modes, dm.std)
+        if member is not None:
+            local_samples.append(x)
     latent = model.sample_latent(n, generator=torch.Generator().manual_seed(seed), device=model.device)
     raw = mode_metrics(model._generate_with(model.generator, latent), modes, dm.std)
     sizes = [len(part) for part in torch.arange(n).tensor_split(model.hparams.n_pairs)]
-    mixture = torch.cat([model.sample(n, seed=seed, member=i + 1)[:k] for i, k in enumerate(sizes)])
+    mixture = torch.cat([x[:k] for x, k in zip(local_samples, sizes)])
     quality = {name: {"modes": r["modes"], "hq_percent": round(100 * r["hq"], 2),
                       "reverse_kl": round(float(r["reverse_kl"]), 4)}
                for name, r in (("samples", rows["global"]), ("global_raw", raw),
