@@ -5,13 +5,19 @@ r"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds:
         --iterations 3000 --jobs 16 --json toys.json
 
 Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers of ``--hidden``, latent ``--latent``),
-the same Adam settings and the same number of training iterations (batches of ``--batch`` points per network; SGAN's
-loader batch is ``--n-pairs`` (default 4) x ``--batch``, split over its local pairs, so each of its networks also sees
-``--batch``); samples come from the EMA generator. At the end 2,500 samples are scored: modes with at least one
+the same Adam settings, the same number of training iterations and the same real points per iteration (``--batch``:
+every model's loader batch; SGAN splits it over its ``--n-pairs`` (default 4) local pairs, each of which sees
+``--batch / n_pairs`` points, while its global pair and messengers see all of them); samples come from the EMA
+generator. At the end 2,500 samples are scored: modes with at least one
 high-quality sample (within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram
 against uniform.
 Reports mean and standard error over seeds, how many runs meet the target (every mode, >= 90 % high quality, reverse
 KL < 0.04, PacGAN4's), and the wall time of each run (one thread each).
+
+Each record stores ``batch`` (the points of one local network's step: ``--batch / n_pairs`` for SGAN) and
+``points_per_iteration`` (``--batch``). Until 28 Nov 2026 ``--batch`` was the points per network, so SGAN's loader
+batch was ``n_pairs x --batch``; records from then, without ``points_per_iteration``, are read that way (an SGAN record
+with ``batch`` 256 and 4 pairs is summarized with ``--batch 1024``).
 
 Runs split over several invocations (or machines) append to one ``--jsonl``; ``--summarize`` then prints their table:
 
@@ -40,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_one(args, model: str, toy: str, seed: int) -> dict:
     out = Path(args.out) / f"{toy}-{model}-s{seed}"
     n_pairs = args.n_pairs
-    batch = args.batch * (n_pairs if model == "sgan" else 1)
+    batch = args.batch  # the loader batch: the real points of one iteration, for every model
     cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", model, "--data", toy, "--seed", str(seed),
            "--batch-size", str(batch), "--max-images", str(batch * args.iterations), "--lr", str(args.lr),
            "--latent-dim", str(args.latent), "--hidden", str(args.hidden), "--metrics", "toy", "--logger", "csv",
@@ -56,12 +62,12 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     wall = time.time() - t0
     if r.returncode != 0:
         return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], "wall_s": round(wall, 1),
-                **settings(args)}
+                **settings(args, model)}
     with open(out / "logs" / "metrics.csv") as f:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1), **settings(args), "hparams": model_hparams(out)}
+            "wall_s": round(wall, 1), **settings(args, model), "hparams": model_hparams(out)}
 
 
 def model_hparams(out: Path) -> dict:
@@ -76,11 +82,26 @@ def model_hparams(out: Path) -> dict:
 
 # What a run's result depends on besides model, toy and seed. Records written before a field was stored carry the
 # value that was the only one used then (the defaults below): --summarize reads a missing field as that value.
-SETTINGS = {"iterations": None, "extra": "", "latent": 2, "hidden": 128, "batch": 256, "lr": 1e-3, "n_pairs": 4}
+SETTINGS = {"iterations": None, "extra": "", "latent": 2, "hidden": 128, "lr": 1e-3, "n_pairs": 4}
 
 
-def settings(args) -> dict:
-    return {k: getattr(args, k) for k in SETTINGS}
+def network_batch(model: str, points: int, n_pairs: int) -> int:
+    """The points one local network's step sees when the loader batch is ``points``: SGAN splits it over its pairs."""
+    return points // n_pairs if model == "sgan" else points
+
+
+def points_per_iteration(r: dict) -> int:
+    """A record's real points per iteration; records written before the field was stored held ``batch`` points per
+    network (SGAN's loader batch was ``n_pairs x batch``)."""
+    if "points_per_iteration" in r:
+        return r["points_per_iteration"]
+    batch = r.get("batch", 256)
+    return batch * r.get("n_pairs", 4) if r["model"] == "sgan" else batch
+
+
+def settings(args, model: str) -> dict:
+    return {**{k: getattr(args, k) for k in SETTINGS}, "batch": network_batch(model, args.batch, args.n_pairs),
+            "points_per_iteration": args.batch}
 
 
 def _mse(values: list[float], digits: int = 2) -> str:
@@ -125,7 +146,8 @@ def read_results(path: str, args) -> list[dict]:
             continue
         r = json.loads(line)
         if (r["model"] in args.models.split(",") and r["toy"] in args.toys.split(",") and r["seed"] in seeds
-                and all(r.get(k, default) == getattr(args, k) for k, default in SETTINGS.items()) and "error" not in r):
+                and all(r.get(k, default) == getattr(args, k) for k, default in SETTINGS.items())
+                and points_per_iteration(r) == args.batch and "error" not in r):
             latest[(r["model"], r["toy"], r["seed"])] = r
     return list(latest.values())
 
@@ -136,7 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--toys", default="ring8,grid25")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--iterations", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=256,
+                   help="real points per training iteration, for every model (SGAN splits them over its pairs)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--latent", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
@@ -151,6 +174,8 @@ def main(argv=None) -> int:
                         "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, "
                         "--lr); a seed recorded twice counts once (the last record)")
     args = p.parse_args(argv)
+    if "sgan" in args.models.split(",") and (args.batch % args.n_pairs or args.batch < args.n_pairs):
+        p.error(f"--batch {args.batch} does not split over SGAN's {args.n_pairs} pairs: give a multiple of --n-pairs")
     grid = list(itertools.product(args.models.split(","), args.toys.split(","), [int(s) for s in args.seeds.split(",")]))
     grid.sort(key=lambda c: {"sgan": 0, "egan": 1}.get(c[0], 2))  # the slowest first
     def job(c):

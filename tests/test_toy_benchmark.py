@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +20,7 @@ def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
                                "--jsonl", str(jsonl)]) == 0
     (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert (r["model"], r["toy"], r["seed"], r["iterations"], r["extra"]) == ("dcgan", "ring8", 0, 3, "")
-    assert (r["latent"], r["hidden"], r["batch"], r["lr"]) == (2, 8, 16, 1e-3)
+    assert (r["latent"], r["hidden"], r["batch"], r["points_per_iteration"], r["lr"]) == (2, 8, 16, 16, 1e-3)
     assert 0 <= r["modes"] <= 8 and 0 <= r["hq_percent"] <= 100
     # the model's resolved hyperparameters, defaults included
     assert (r["hparams"]["hidden"], r["hparams"]["latent_dim"], r["hparams"]["data_dim"]) == (8, 2, 2)
@@ -30,12 +31,13 @@ def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):
 def test_sgan_runs_with_the_number_of_local_pairs_asked_for(tmp_path):
     jsonl = tmp_path / "runs.jsonl"
     assert toy_benchmark.main(["--models", "sgan", "--toys", "grid25", "--seeds", "1", "--iterations", "2",
-                               "--batch", "8", "--hidden", "8", "--n-pairs", "3", "--jobs", "1",
+                               "--batch", "24", "--hidden", "8", "--n-pairs", "3", "--jobs", "1",
                                "--out", str(tmp_path / "out"), "--jsonl", str(jsonl)]) == 0
     (r,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert (r["model"], r["n_pairs"], r["batch"]) == ("sgan", 3, 8)
+    # --batch is the real points per iteration, as for every model: each of the 3 local pairs sees 24 / 3 = 8
+    assert (r["model"], r["n_pairs"], r["batch"], r["points_per_iteration"]) == ("sgan", 3, 8, 24)
     assert (r["hparams"]["n_pairs"], r["hparams"]["pair_seed"]) == (3, 1)
-    # each local pair sees --batch points: the loader batch is 3 x 8, the budget 2 iterations of it
+    # the loader batch is --batch, the budget 2 iterations of it
     run = yaml.safe_load((tmp_path / "out" / "grid25-sgan-s1" / "logs" / "hparams.yaml").read_text())
     assert (run["run/batch_size"], run["run/max_images"]) == (24, 48)
     # the fit's own output is kept beside the run
@@ -82,3 +84,36 @@ def test_summarize_counts_runs_that_found_no_mode_apart(tmp_path, capsys):
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ring8 | selfgan")]
     assert row == ["| ring8 | selfgan | 5.33 +- 2.67 | 61.33 +- 30.69 | inf in 1 of 3 runs (the others: 0.030 +- 0.010) "
                    "| 3 | 1 | 5 |"]
+
+
+def test_a_batch_that_does_not_split_over_sgans_pairs_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        toy_benchmark.main(["--models", "dcgan,sgan", "--batch", "10", "--n-pairs", "4", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "--batch 10 does not split over SGAN's 4 pairs" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_summarize_selects_runs_by_real_points_per_iteration(tmp_path, capsys):
+    # SGAN records from before points_per_iteration was stored held the points per pair in "batch" (loader batch
+    # n_pairs x batch); newer records store both. --batch selects by the real points per iteration for every model.
+    def rec(model, seed, modes, **more):
+        return json.dumps({"model": model, "toy": "grid25", "seed": seed, "modes": modes, "hq_percent": 95.0,
+                           "reverse_kl": 0.01, "wall_s": 1.0, "iterations": 10, "extra": "", **more})
+
+    lines = [rec("sgan", 0, 25.0, batch=256),                               # old: 4 x 256 = 1024 points
+             rec("sgan", 1, 23.0, batch=64),                                # old: 4 x 64 = 256 points
+             rec("sgan", 2, 21.0, batch=128, n_pairs=2),                    # old, 2 pairs: 256 points, other n_pairs
+             rec("sgan", 3, 24.0, batch=256, points_per_iteration=1024),    # new: 1024 points
+             rec("dcgan", 0, 22.0, batch=256),                              # 256 points
+             rec("dcgan", 1, 25.0, batch=1024, points_per_iteration=1024)]  # 1024 points
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    def rows(batch):
+        toy_benchmark.main(["--summarize", str(path), "--models", "sgan,dcgan", "--toys", "grid25", "--iterations",
+                            "10", "--batch", str(batch)])
+        return [line.split(" | ")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| grid")]
+
+    assert rows(1024) == [["sgan", "24.50 +- 0.50"], ["dcgan", "25.00 +- 0.00"]]
+    assert rows(256) == [["sgan", "23.00 +- 0.00"], ["dcgan", "22.00 +- 0.00"]]
