@@ -11,9 +11,10 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    iteration each messenger takes a BCE step on real versus ``G_0`` samples, so it keeps giving ``G_0`` a signal: on
    chunk ``i`` of both (``messenger_batch="chunk"``, the default on images) or on the whole real batch and all of
    ``G_0``'s samples (``"whole"``, the default on vector data: each messenger then sees as many points as ``D_0``).
-   On grid25 (12,000 iterations, 5 seeds) ``whole`` meets the target in 4 runs of 5 against 3 with ``chunk``, and
-   on ring8 in 5 of 5 against 4, without the ``chunk`` run that put half its samples off-mode; ``whole`` is not
-   measured on images.
+   On grid25 (12,000 iterations, 5 seeds, 4 pairs of 256 points) ``whole`` meets the target in 4 runs of 5 against
+   3 with ``chunk``, and on ring8 in 5 of 5 against 4; with 4 pairs of 64 (256 real points per iteration, the other
+   models' budget) it meets the grid25 target in 5 of 5 (BENCHMARKS.md, seventh round). ``whole`` is not measured on
+   images.
    The refresh is not the seed's every iteration: refreshed every iteration, a messenger has taken one step on
    ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapsed onto one mode of grid25 in 5 of 5 seeds
    (1,500 iterations: 1/25 modes with refresh 1, 24/25 with 20). The default is the best cadence measured for the
