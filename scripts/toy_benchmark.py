@@ -8,9 +8,8 @@ Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers 
 the same Adam settings, the same number of training iterations and the same real points per iteration (``--batch``:
 every model's loader batch; SGAN splits it over its ``--n-pairs`` (default 4) local pairs, each of which sees
 ``--batch / n_pairs`` points, while its global pair and messengers see all of them); samples come from the EMA
-generator. At the end 2,500 samples are scored: modes with at least one
-high-quality sample (within 3 std of the mode), the % of high-quality samples, and the reverse KL of the mode histogram
-against uniform.
+generator. At the end 2,500 samples are scored: modes with at least one high-quality sample (within 3 std of the
+mode), the % of high-quality samples, and the reverse KL of the mode histogram against uniform.
 Reports mean and standard error over seeds, how many runs meet the target (every mode, >= 90 % high quality, reverse
 KL < 0.04, PacGAN4's), and the wall time of each run (one thread each).
 
