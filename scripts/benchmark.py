@@ -294,13 +294,20 @@ def compare(spec: Spec, args) -> dict:
     """Alternate the two arms ``args.repeats`` times; medians, per-pair ratios first / second, peak memory."""
     first, second = arms_for(args)
     runs: dict[str, list[float]] = {first: [], second: []}
+    cuda_peaks: dict[str, list[float]] = {first: [], second: []}
     for r in range(args.repeats):
         order = (first, second) if r % 2 == 0 else (second, first)
         for arm in order:
             path, channels_last = ARMS[arm]
             gc.collect()  # the previous run's model and Trainer are freed now, not during this run's timed steps
+            if args.memory == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                cuda_before = torch.cuda.memory_allocated()
             runs[arm].append(PATHS[path](spec, args.warmup, args.steps, channels_last=channels_last,
                                          accelerator=args.accelerator, precision=args.precision))
+            if args.memory == "cuda":
+                cuda_peaks[arm].append((torch.cuda.max_memory_allocated() - cuda_before) / 2**20)
         print(f"{spec.label} pair {r + 1}/{args.repeats} ({order[0]} first): "
               + ", ".join(f"{a} {runs[a][-1]:.1f} img/s" for a in (first, second)), file=sys.stderr, flush=True)
     ratios = [a / b for a, b in zip(runs[first], runs[second])]
@@ -310,8 +317,16 @@ def compare(spec: Spec, args) -> dict:
            "ratio_max": max(ratios), **{f"{a}_runs": runs[a] for a in (first, second)}, "ratios": ratios}
     if args.memory == "subprocess":
         res["memory"] = {a: measure_memory(f"{spec.kind}:{spec.label}", a, args) for a in (first, second)}
+    elif args.memory == "cuda":  # the largest over the arm's runs; the model was built on the host, so its weights
+        # (moved to the GPU inside the run) count in the delta
+        res["memory"] = {a: {"cuda_peak_delta_mib": round(max(cuda_peaks[a]), 1),
+                             "method": "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus "
+                                       "memory_allocated before the run, in this process; max over the runs"}
+                         for a in (first, second)}
     mem = res.get("memory", {})
     mem_txt = ", ".join(f"{a} +{m['peak_rss_delta_mib']:.0f} MiB" for a, m in mem.items() if "peak_rss_delta_mib" in m)
+    mem_txt += ", ".join(f"{a} CUDA +{m['cuda_peak_delta_mib']:.0f} MiB" for a, m in mem.items()
+                         if "peak_rss_delta_mib" not in m and "cuda_peak_delta_mib" in m)
     print(f"{spec.label}: " + ", ".join(f"{a} {res[a + '_img_s']:.1f} img/s" for a in (first, second))
           + f", ratio {first} / {second} {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, "
           f"max {res['ratio_max']:.3f})" + (f"; peak RSS {mem_txt}" if mem_txt else ""), flush=True)
@@ -373,8 +388,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=30, help="timed batches per run")
     p.add_argument("--warmup", type=int, default=5, help="untimed batches per run")
     p.add_argument("--repeats", type=int, default=5, help="runs per path (pairs)")
-    p.add_argument("--memory", choices=("subprocess", "none"), default="subprocess",
-                   help="peak-memory measurement: one fresh process per model and path (default), or none")
+    p.add_argument("--memory", choices=("subprocess", "cuda", "none"), default="subprocess",
+                   help="peak-memory measurement: one fresh process per model and path (default; host RSS, and "
+                        "CUDA memory on a GPU), cuda (CUDA memory only, in this process during the timed runs: no "
+                        "extra processes), or none")
     p.add_argument("--compare", choices=("paths", "formats"), default="paths",
                    help="paths: the Lightning path against the plain loop (default); formats: the Lightning path with "
                         "channels-last weights against contiguous ones")
@@ -412,16 +429,27 @@ def main(argv=None) -> int:
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         print("error: --accelerator gpu, but torch sees no CUDA device", file=sys.stderr)
         return 2
+    if args.memory == "cuda" and args.accelerator != "gpu":
+        print("error: --memory cuda needs --accelerator gpu (use --memory subprocess on the CPU)", file=sys.stderr)
+        return 2
     results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
                "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
                "memory_method": args.memory, "models": {}, "configs": {}}
+    def write(done: bool) -> None:  # after every model too, so a run stopped at a time limit keeps what it measured
+        if args.json:
+            results["complete"] = done
+            tmp = Path(args.json).with_name(Path(args.json).name + ".tmp")
+            tmp.write_text(json.dumps(results, indent=2))
+            os.replace(tmp, args.json)
+
     for name in models:
         results["models"][name] = compare(model_spec(name, args.batch_size), args)
+        write(False)
     for name in configs:
         results["configs"][name] = compare(config_spec(name), args)
+        write(False)
     results["machine"]["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write(True)
     return 0
 
 

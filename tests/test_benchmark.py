@@ -48,3 +48,34 @@ def test_benchmark_refuses_bad_input(capsys):
     if not torch.cuda.is_available():
         assert benchmark.main([*FAST, "--accelerator", "gpu"]) == 2
         assert "torch sees no CUDA device" in capsys.readouterr().err
+    assert benchmark.main([*FAST[:-2], "--memory", "cuda"]) == 2
+    assert "--memory cuda needs --accelerator gpu" in capsys.readouterr().err
+
+
+def test_benchmark_keeps_what_it_measured_when_stopped(tmp_path, monkeypatch):
+    """The JSON is rewritten after every model, so a run stopped at a time limit keeps the finished ones."""
+    out = tmp_path / "b.json"
+    real = benchmark.compare
+
+    def compare(spec, args):
+        if spec.model == "lsgan":
+            raise KeyboardInterrupt  # stands for the time limit
+        return real(spec, args)
+
+    monkeypatch.setattr(benchmark, "compare", compare)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.main([*FAST, "--models", "dcgan,lsgan", "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["complete"] is False and list(res["models"]) == ["dcgan"]
+    assert not list(tmp_path.glob("*.tmp"))
+    monkeypatch.setattr(benchmark, "compare", real)
+    assert benchmark.main([*FAST, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["complete"] is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_benchmark_cuda_memory_in_process(tmp_path):
+    out = tmp_path / "b.json"
+    assert benchmark.main([*FAST[:-2], "--memory", "cuda", "--accelerator", "gpu", "--json", str(out)]) == 0
+    mem = json.loads(out.read_text())["models"]["dcgan"]["memory"]
+    assert set(mem) == {"lightning", "plain"} and all(m["cuda_peak_delta_mib"] > 0 for m in mem.values())
