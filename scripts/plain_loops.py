@@ -35,6 +35,7 @@ from gan_zoo.losses import (LSGAN_CODINGS, bce_d_loss, bce_errors, bigan_d_loss,
                             lsgan_g_loss, ns_g_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss,
                             selfgan_loss, wgan_d_loss, wgan_g_loss)
 from gan_zoo.models.egan import mutation_loss
+from gan_zoo.models.pggan import _as_float32
 
 StepFn = Callable[[int, dict], None]
 
@@ -201,7 +202,9 @@ def plain_pggan(model, loader, warmup: int, steps: int, precision: str = "32-tru
         def critic(x):
             return D(x, level, alpha)
 
-        fake = G(_randn(model, n, real))
+        # level and alpha passed as numbers, as the model does (G reading its buffers would sync the GPU twice a step:
+        # scripts/gpu_syncs.py found it)
+        fake = G(_randn(model, n, real), level, _as_float32(alpha))
         s_real = critic(real)
         s_fake = critic(fake.detach())
         loss_d = wgan_d_loss(s_real, s_fake) + gradient_penalty(critic, real, fake, hp.gp_weight) \
