@@ -85,8 +85,9 @@ class EGAN(MemberSampling, GANModule):
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
         mu: number of parents (survivors per generation). The paper's default is 1; with 4 (and gamma 0, d_steps
-            1) EGAN met the grid25 target in 5 runs of 5 on seeds 0 to 4 but in 1 of 5 on held-out seeds 5 to 9, and
-            covered ring8 in 4 of 5 (BENCHMARKS.md, fourth and eighth rounds), its parents ending as near copies.
+            1) EGAN met the grid25 target in 5 runs of 5 on seeds 0 to 4 but in 1 of 5 on held-out seeds 5 to 9
+            (4 of 5 at 24,000 iterations, as the vanilla GAN), and covered ring8 in 4 of 5 (BENCHMARKS.md, fourth,
+            eighth and ninth rounds), its parents ending as near copies.
         mutations: comma list of mutations, from minimax, heuristic, least_squares.
         gamma: weight of the diversity fitness F_d.
         d_steps: D steps (batches) per generation (the paper's n_D).

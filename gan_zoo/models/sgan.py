@@ -13,8 +13,8 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    ``G_0``'s samples (``"whole"``, the default on vector data: each messenger then sees as many points as ``D_0``).
    On grid25 (12,000 iterations, 5 seeds, 4 pairs of 256 points) ``whole`` meets the target in 4 runs of 5 against
    3 with ``chunk``, and on ring8 in 5 of 5 against 4; with 4 pairs of 64 (256 real points per iteration, the other
-   models' budget) it meets the grid25 target in 5 of 5 on seeds 0 to 4, and in 8 of 10 on held-out seeds 5 to 14
-   (BENCHMARKS.md, seventh and eighth rounds). ``whole`` is not measured on images.
+   models' budget) it meets the grid25 target in 5 of 5 on seeds 0 to 4, and in 8 of 10 on held-out seeds 5 to 14,
+   also 8 of 10 at 24,000 iterations (BENCHMARKS.md, seventh to ninth rounds). ``whole`` is not measured on images.
    The refresh is not the seed's every iteration: refreshed every iteration, a messenger has taken one step on
    ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapsed onto one mode of grid25 in 5 of 5 seeds
    (1,500 iterations: 1/25 modes with refresh 1, 24/25 with 20). The default is the best cadence measured for the
