@@ -230,6 +230,25 @@ class GANModule(L.LightningModule):
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class InstanceNoise:
+    """Instance noise (seed 003; Sønderby et al. 2016): Gaussian noise added to what a discriminator sees, real and
+    fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
+    ``hparams.instance_noise_images`` images seen. It blurs the data and the samples alike, so D's score varies
+    smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
+    Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
+
+    def noise_sigma(self) -> float:
+        """Instance-noise std at the current number of images seen (linear anneal to 0)."""
+        sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
+        if sigma0 == 0 or horizon == 0:
+            return 0.0
+        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
+
+    @staticmethod
+    def _d_input(x: Tensor, sigma: float) -> Tensor:
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+
 class MemberSampling:
     """Sampling one member of a model made of several generators (an ensemble's local generators, a population's
     parents): ``sample(n, seed, member=i)`` and ``generate(z, member=i)`` use member ``i`` (1-based); without

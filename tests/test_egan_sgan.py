@@ -259,9 +259,9 @@ def test_messengers_train_on_their_chunk_or_on_the_whole_batch(messenger_batch):
     calls = []
     step = model._d_step
 
-    def recording_step(opt, d, real, fake, backward):
+    def recording_step(opt, d, real, fake, backward, sigma=0.0):
         calls.append((d, real.clone(), fake.clone()))
-        return step(opt, d, real, fake, backward)
+        return step(opt, d, real, fake, backward, sigma)
 
     model._d_step = recording_step
     loader = _toy_loader(n=32, batch_size=16)
@@ -281,6 +281,47 @@ def test_messengers_train_on_their_chunk_or_on_the_whole_batch(messenger_batch):
         assert not torch.equal(msg[0][1], msg[1][1])  # each its own half of G_0's samples
     with pytest.raises(ValueError, match="messenger_batch must be one of chunk, whole, not 'all'"):
         _sgan(messenger_batch="all")
+
+
+def test_sgan_instance_noise_reaches_only_the_messengers_and_g0():
+    """Instance noise on G_0's side: the local pairs and D_0 end bitwise as without it, the messengers and G_0 not."""
+    plain, noisy = _sgan(), _sgan(instance_noise=0.5, instance_noise_images=10_000)
+    for model in (plain, noisy):
+        torch.manual_seed(5)
+        tiny_trainer(4).fit(model, _toy_loader())
+
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+    for i in range(2):
+        assert same(plain.local_generators[i], noisy.local_generators[i])
+        assert same(plain.local_discriminators[i], noisy.local_discriminators[i])
+        assert not same(plain.messengers[i], noisy.messengers[i])
+    assert same(plain.discriminator, noisy.discriminator)
+    assert not same(plain.generator, noisy.generator)
+
+
+def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
+    model = _sgan(instance_noise=0.4, instance_noise_images=64)  # batches of 16: sigma 0.4, 0.3, 0.2, 0.1
+    sigmas = []
+    step = model._d_step
+
+    def recording_step(opt, d, real, fake, backward, sigma=0.0):
+        sigmas.append((any(d is m for m in model.messengers), sigma))
+        return step(opt, d, real, fake, backward, sigma)
+
+    model._d_step = recording_step
+    tiny_trainer(4).fit(model, _toy_loader())
+    assert [s for is_msg, s in sigmas if not is_msg] == [0.0] * 12  # 2 local D steps and D_0, 4 iterations
+    assert_close([s for is_msg, s in sigmas if is_msg], [0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1])
+    x = torch.randn(8, 2)
+    torch.manual_seed(3)
+    noisy = model._d_input(x, 0.25)
+    torch.manual_seed(3)
+    assert_close(noisy, x + 0.25 * torch.randn(8, 2), rtol=0, atol=0)
+    assert model._d_input(x, 0.0) is x
+    with pytest.raises(ValueError, match="instance_noise and instance_noise_images must be >= 0"):
+        _sgan(instance_noise=-0.1)
 
 
 def test_sgan_samples_global_and_members():

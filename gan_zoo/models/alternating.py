@@ -11,16 +11,15 @@ the networks; balancing policies (seed 004) decide whether each step is applied.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from gan_zoo.balance import make_balance_policy
-from gan_zoo.base import GANModule
+from gan_zoo.base import GANModule, InstanceNoise
 from gan_zoo.losses import bce_errors
 from gan_zoo.networks.factory import gan_networks
 
 
-class AlternatingGAN(GANModule):
+class AlternatingGAN(InstanceNoise, GANModule):
     """One D step then one G step per batch, on DCGAN networks (images) or MLPs (vector data, the 2D toys).
     Subclasses define ``d_loss`` and ``g_loss``."""
 
@@ -50,16 +49,6 @@ class AlternatingGAN(GANModule):
         raise NotImplementedError
 
     # --- the loop ----------------------------------------------------------------------------------------------------
-
-    def noise_sigma(self) -> float:
-        """Instance-noise std at the current number of images seen (linear anneal to 0)."""
-        sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
-        if sigma0 == 0 or horizon == 0:
-            return 0.0
-        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
-
-    def _d_input(self, x: Tensor, sigma: float) -> Tensor:
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
         real = batch["x"]  # (N, C, H, W) in [-1, 1]
