@@ -125,6 +125,33 @@ def test_generation_logs_the_winning_mutation_and_d_steps_move_only_d():
     assert all(sum(d[f"egan/win_{k}"] for k in ("minimax", "heuristic", "least_squares")) == 1 for d in gens)
 
 
+def test_egan_instance_noise_reaches_d_steps_and_children_not_the_fitness():
+    model = _egan(d_steps=1, instance_noise=0.4, instance_noise_images=64)  # batches of 16: 0.4, 0.3, 0.2, 0.1
+    calls = []
+    noisy = model._d_input
+
+    def recording(x, sigma):
+        calls.append(sigma)
+        return noisy(x, sigma)
+
+    fitness_inputs = []
+    fitness = model.fitness
+
+    def recording_fitness(child, real, z_eval, real_grads=None):
+        fitness_inputs.append(len(calls))  # no noise drawn inside the fitness: the count does not move during it
+        out = fitness(child, real, z_eval, real_grads)
+        assert len(calls) == fitness_inputs[-1]
+        return out
+
+    model._d_input, model.fitness = recording, recording_fitness
+    tiny_trainer(4).fit(model, _toy_loader())
+    # per batch: real and fake in the D step, then one child per mutation (3)
+    assert_close(calls, [s for s in (0.4, 0.3, 0.2, 0.1) for _ in range(5)])
+    assert len(fitness_inputs) == 12
+    with pytest.raises(ValueError, match="instance_noise and instance_noise_images must be >= 0"):
+        _egan(instance_noise_images=-1)
+
+
 def test_egan_population_samples_from_every_parent():
     model = _egan(mu=2, mutations="heuristic,least_squares", ema_decay=0)
     assert len(model.generator.members) == 2

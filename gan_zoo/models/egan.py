@@ -15,6 +15,9 @@ gradient is computed once per generation). The ``mu`` fittest
 children (weights and Adam state) become the parents. That is the paper's Algorithm 1 loop: ``n_D`` D steps, then one
 generation. Under DDP the fitness is averaged over ranks before the choice, so every rank keeps the same children.
 
+With ``instance_noise`` (seed 003) D sees real data and samples through Gaussian noise annealed to 0, in its steps
+and in the children's G steps; the fitness is taken on the samples as they are.
+
 ``sample()`` draws from the whole (EMA) population, the ``i``-th chunk of the latents from parent ``i``;
 ``sample(n, member=i)`` draws from parent ``i`` alone (1-based).
 """
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule, MemberSampling
+from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
 from gan_zoo.losses import bce_d_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -73,7 +76,7 @@ def _weights(module: nn.Module) -> dict[str, Tensor]:
 
 
 @register_model("egan")
-class EGAN(MemberSampling, GANModule):
+class EGAN(InstanceNoise, MemberSampling, GANModule):
     """EGAN: ``mu`` parent generators, one child per mutation per parent, survival of the fittest ``mu``.
 
     Args:
@@ -91,6 +94,9 @@ class EGAN(MemberSampling, GANModule):
         mutations: comma list of mutations, from minimax, heuristic, least_squares.
         gamma: weight of the diversity fitness F_d.
         d_steps: D steps (batches) per generation (the paper's n_D).
+        instance_noise: std of the Gaussian noise added to D's inputs (real and generated, in D's steps and the
+            children's G steps, not in the fitness) at the start, 0 = off.
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
         beta1: Adam beta1.
@@ -105,7 +111,7 @@ class EGAN(MemberSampling, GANModule):
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, mu: int = 1,
                  mutations: str = "minimax,heuristic,least_squares", gamma: float = 0.1, d_steps: int = 2,
-                 lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
+                 instance_noise: float = 0.0, instance_noise_images: int = 100_000, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
                  ema_decay: float = 0.999, n_fixed_samples: int = 64):
         self.mutations = tuple(m.strip() for m in mutations.split(",") if m.strip())
         bad = [m for m in self.mutations if m not in MUTATIONS]
@@ -113,6 +119,8 @@ class EGAN(MemberSampling, GANModule):
             raise ValueError(f"unknown mutation(s) {bad or mutations!r}; valid: {', '.join(MUTATIONS)}")
         if mu < 1 or d_steps < 1:
             raise ValueError("mu and d_steps must be >= 1")
+        if instance_noise < 0 or instance_noise_images < 0:
+            raise ValueError("instance_noise and instance_noise_images must be >= 0")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         nets = [gan_networks(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim,
                              ngf=ngf, ndf=ndf, hidden=hidden) for _ in range(mu)]
@@ -176,6 +184,7 @@ class EGAN(MemberSampling, GANModule):
         children = []  # [F_q, F_d, mutation, weights, optimizer state, mutation loss]
         z_eval = self.sample_latent(n, device=real.device)
         g_real = self.real_grads(real)  # D is the same for every child: its real-data gradient once per generation
+        sigma = self.noise_sigma()
         for g, opt in zip(members, opt_gs):
             params = list(g.parameters())
             inner = getattr(opt, "optimizer", opt)
@@ -184,7 +193,8 @@ class EGAN(MemberSampling, GANModule):
                 g.load_state_dict(parent_w)
                 _set_opt_state(inner, params, parent_s)
                 self.discriminator.requires_grad_(False)
-                loss = mutation_loss(kind, self.discriminator(g(self.sample_latent(n, device=real.device))))
+                fake = self._d_input(g(self.sample_latent(n, device=real.device)), sigma)
+                loss = mutation_loss(kind, self.discriminator(fake))
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
                 opt.step()
@@ -215,13 +225,17 @@ class EGAN(MemberSampling, GANModule):
         *opt_gs, opt_d = self.optimizers()
         with torch.no_grad():
             fake = self.generator(self.sample_latent(n, device=real.device))  # the parents' samples
-        s_real, s_fake = self.discriminator(real), self.discriminator(fake)
+        sigma = self.noise_sigma()
+        s_real = self.discriminator(self._d_input(real, sigma))
+        s_fake = self.discriminator(self._d_input(fake, sigma))
         loss_d = bce_d_loss(s_real, s_fake)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
         logs = {"loss/d": loss_d.detach(), "d/real_score": s_real.detach().mean(),
                 "d/fake_score": s_fake.detach().mean()}
+        if sigma > 0:
+            logs["train/instance_noise"] = sigma
         if (batch_idx + 1) % self.hparams.d_steps == 0:
             logs.update(self.generation(real, opt_gs))
         self.count_images(n)
