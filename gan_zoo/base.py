@@ -237,6 +237,11 @@ class InstanceNoise:
     smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
     Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
 
+    @staticmethod
+    def check_instance_noise(instance_noise: float, instance_noise_images: int) -> None:
+        if instance_noise < 0 or instance_noise_images < 0:
+            raise ValueError("instance_noise and instance_noise_images must be >= 0")
+
     def noise_sigma(self) -> float:
         """Instance-noise std at the current number of images seen (linear anneal to 0)."""
         sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images

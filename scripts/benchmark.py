@@ -331,7 +331,7 @@ def compare(spec: Spec, args) -> dict:
                          if "peak_rss_delta_mib" not in m and "cuda_peak_delta_mib" in m)
     print(f"{spec.label}: " + ", ".join(f"{a} {res[a + '_img_s']:.1f} img/s" for a in (first, second))
           + f", ratio {first} / {second} {res['ratio_median']:.3f} (min {res['ratio_min']:.3f}, "
-          f"max {res['ratio_max']:.3f})" + (f"; peak RSS {mem_txt}" if mem_txt else ""), flush=True)
+          f"max {res['ratio_max']:.3f})" + (f"; peak memory {mem_txt}" if mem_txt else ""), flush=True)
     return res
 
 
@@ -437,6 +437,7 @@ def main(argv=None) -> int:
     results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
                "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
                "memory_method": args.memory, "models": {}, "configs": {}}
+
     def write(done: bool) -> None:  # after every model too, so a run stopped at a time limit keeps what it measured
         if args.json:
             results["complete"] = done

@@ -30,8 +30,7 @@ class AlternatingGAN(InstanceNoise, GANModule):
                  beta1: float, beta2: float, instance_noise: float, instance_noise_images: int, balance: str,
                  balance_margin: float, ema_decay: float, n_fixed_samples: int):
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
-        if instance_noise < 0 or instance_noise_images < 0:
-            raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        self.check_instance_noise(instance_noise, instance_noise_images)
         self.generator, self.discriminator = gan_networks(
             channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
             hidden=hidden, upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,

@@ -111,16 +111,16 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, mu: int = 1,
                  mutations: str = "minimax,heuristic,least_squares", gamma: float = 0.1, d_steps: int = 2,
-                 instance_noise: float = 0.0, instance_noise_images: int = 100_000, lr: float = 2e-4, lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999,
-                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+                 instance_noise: float = 0.0, instance_noise_images: int = 100_000, lr: float = 2e-4,
+                 lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
+                 n_fixed_samples: int = 64):
         self.mutations = tuple(m.strip() for m in mutations.split(",") if m.strip())
         bad = [m for m in self.mutations if m not in MUTATIONS]
         if bad or not self.mutations:
             raise ValueError(f"unknown mutation(s) {bad or mutations!r}; valid: {', '.join(MUTATIONS)}")
         if mu < 1 or d_steps < 1:
             raise ValueError("mu and d_steps must be >= 1")
-        if instance_noise < 0 or instance_noise_images < 0:
-            raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        self.check_instance_noise(instance_noise, instance_noise_images)
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         nets = [gan_networks(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim,
                              ngf=ngf, ndf=ndf, hidden=hidden) for _ in range(mu)]

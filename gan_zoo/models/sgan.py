@@ -89,8 +89,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             messenger_batch = "whole" if data_dim else "chunk"
         if n_pairs < 1 or messenger_sync < 1:
             raise ValueError("n_pairs and messenger_sync must be >= 1")
-        if instance_noise < 0 or instance_noise_images < 0:
-            raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        self.check_instance_noise(instance_noise, instance_noise_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
