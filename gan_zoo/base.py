@@ -250,8 +250,13 @@ class InstanceNoise:
         return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
 
     @staticmethod
-    def _d_input(x: Tensor, sigma: float) -> Tensor:
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+    def _d_input(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
+        """``x + sigma * eps``, ``eps`` standard normal from the global RNG or from ``generator`` (a CPU stream)."""
+        if sigma <= 0:
+            return x
+        if generator is None:
+            return x + sigma * torch.randn_like(x)
+        return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 class MemberSampling:

@@ -190,8 +190,9 @@ def _sgan(**kw):
     return gan_zoo.get_model("sgan", data_dim=2, latent_dim=4, hidden=16, n_pairs=2, pair_seed=3, **kw)
 
 
-def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2):
-    """Local pair i of SGAN trained alone, in plain PyTorch: same seed, same chunk of each batch, same latents."""
+def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2, noise=(0.0, 1)):
+    """Local pair i of SGAN trained alone, in plain PyTorch: same seed, same chunk of each batch, same latents; with
+    ``noise = (sigma0, images)`` instance noise annealed over the images seen, drawn from the same stream."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(pair_seed * 1000 + i)
         g, d = gan_networks(channels=0, resolution=0, data_dim=2, latent_dim=4, hidden=16)
@@ -200,27 +201,36 @@ def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999),
 
     kw = dict(lr=lr, betas=betas, **adam_impl())  # the zoo's Adam
     og, od = torch.optim.Adam(g.parameters(), **kw), torch.optim.Adam(d.parameters(), **kw)
-    for x in data_batches:
-        x = x.tensor_split(n_pairs)[i]
+    seen = 0
+    for batch in data_batches:
+        x = batch.tensor_split(n_pairs)[i]
+        sigma = noise[0] * max(0.0, 1 - seen / noise[1])
+        seen += batch.shape[0]
+
+        def noisy(t):
+            return t + sigma * torch.randn(t.shape, generator=zs) if sigma > 0 else t
+
         fake = g(torch.randn(x.shape[0], 4, generator=zs))
         od.zero_grad()
-        bce_d_loss(d(x), d(fake.detach())).backward()
+        bce_d_loss(d(noisy(x)), d(noisy(fake.detach()))).backward()
         od.step()
         d.requires_grad_(False)
         og.zero_grad()
-        ns_g_loss(d(fake)).backward()
+        ns_g_loss(d(noisy(fake))).backward()
         og.step()
         d.requires_grad_(True)
     return g, d
 
 
-def test_local_pairs_are_bitwise_the_pairs_trained_alone():
-    model = _sgan()
+@pytest.mark.parametrize("noise", [{}, {"instance_noise": 0.5, "instance_noise_images": 48, "instance_noise_on": "all"}],
+                         ids=["plain", "instance-noise-all"])
+def test_local_pairs_are_bitwise_the_pairs_trained_alone(noise):
+    model = _sgan(**noise)
     loader = _toy_loader(n=64, batch_size=16)
     batches = [b["x"] for b in loader]
     tiny_trainer(4).fit(model, _toy_loader(n=64, batch_size=16))
     for i in range(2):
-        g, d = _local_pair_alone(i, batches)
+        g, d = _local_pair_alone(i, batches, noise=(noise.get("instance_noise", 0.0), noise.get("instance_noise_images", 1)))
         for a, b in zip(g.state_dict().values(), model.local_generators[i].state_dict().values()):
             assert torch.equal(a, b)
         for a, b in zip(d.state_dict().values(), model.local_discriminators[i].state_dict().values()):
@@ -286,9 +296,9 @@ def test_messengers_train_on_their_chunk_or_on_the_whole_batch(messenger_batch):
     calls = []
     step = model._d_step
 
-    def recording_step(opt, d, real, fake, backward, sigma=0.0):
+    def recording_step(opt, d, real, fake, backward, sigma=0.0, generator=None):
         calls.append((d, real.clone(), fake.clone()))
-        return step(opt, d, real, fake, backward, sigma)
+        return step(opt, d, real, fake, backward, sigma, generator)
 
     model._d_step = recording_step
     loader = _toy_loader(n=32, batch_size=16)
@@ -333,9 +343,9 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
     sigmas = []
     step = model._d_step
 
-    def recording_step(opt, d, real, fake, backward, sigma=0.0):
+    def recording_step(opt, d, real, fake, backward, sigma=0.0, generator=None):
         sigmas.append((any(d is m for m in model.messengers), sigma))
-        return step(opt, d, real, fake, backward, sigma)
+        return step(opt, d, real, fake, backward, sigma, generator)
 
     model._d_step = recording_step
     tiny_trainer(4).fit(model, _toy_loader())
@@ -349,6 +359,28 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
     assert model._d_input(x, 0.0) is x
     with pytest.raises(ValueError, match="instance_noise and instance_noise_images must be >= 0"):
         _sgan(instance_noise=-0.1)
+    with pytest.raises(ValueError, match="instance_noise_on must be one of global, all, not 'local'"):
+        _sgan(instance_noise_on="local")
+
+
+def test_sgan_instance_noise_on_all_reaches_every_discriminator():
+    """With instance_noise_on="all" the local pairs and D_0 see the noise too (each local pair from its own stream)."""
+    model = _sgan(instance_noise=0.4, instance_noise_images=64, instance_noise_on="all")
+    seen = []
+    step = model._d_step
+
+    def recording_step(opt, d, real, fake, backward, sigma=0.0, generator=None):
+        local = [j for j, ld in enumerate(model.local_discriminators) if d is ld]
+        seen.append(("local" if local else "msg" if any(d is m for m in model.messengers) else "d0", sigma,
+                     generator is model.local_stream(local[0]) if local else generator is None))
+        return step(opt, d, real, fake, backward, sigma, generator)
+
+    model._d_step = recording_step
+    tiny_trainer(2).fit(model, _toy_loader())
+    # per iteration: D_1, D_2 (own streams), D_0, msg_1, msg_2 (global RNG); sigma 0.4 then 0.3
+    assert [(who, own) for who, _, own in seen] == [("local", True)] * 2 + [("d0", True)] + [("msg", True)] * 2 \
+        + [("local", True)] * 2 + [("d0", True)] + [("msg", True)] * 2
+    assert_close([s for _, s, _ in seen], [0.4] * 5 + [0.3] * 5)
 
 
 def test_sgan_samples_global_and_members():

@@ -12,7 +12,9 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    chunk ``i`` of both (``messenger_batch="chunk"``, the default on images) or on the whole real batch and all of
    ``G_0``'s samples (``"whole"``, the default on vector data: each messenger then sees as many points as ``D_0``).
    With ``instance_noise`` (seed 003) the messengers see real data and ``G_0``'s samples through Gaussian noise
-   annealed to 0, in their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes.
+   annealed to 0, in their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes. With
+   ``instance_noise_on="all"`` every discriminator sees it: each local pair draws its noise from its own stream (the
+   one its latents come from), so it still follows exactly the trajectory it would follow trained alone with noise.
    On grid25 (12,000 iterations, 5 seeds, 4 pairs of 256 points) ``whole`` meets the target in 4 runs of 5 against
    3 with ``chunk``, and on ring8 in 5 of 5 against 4; with 4 pairs of 64 (256 real points per iteration, the other
    models' budget) it meets the grid25 target in 5 of 5 on seeds 0 to 4, and in 8 of 10 on held-out seeds 5 to 14,
@@ -40,6 +42,7 @@ from gan_zoo.registry import register_model
 
 
 MESSENGER_BATCHES = ("chunk", "whole")
+NOISE_TARGETS = ("global", "all")
 
 
 @register_model("sgan")
@@ -62,9 +65,10 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             ``whole`` on vector data (the best measured, BENCHMARKS.md sixth round), ``chunk`` on images (``whole`` is
             not measured there).
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
-        instance_noise: std of the Gaussian noise added to the messengers' inputs (real and ``G_0``'s samples, in
-            their steps and in ``G_0``'s step) at the start, 0 = off. Only ``G_0``'s side gets it: the local pairs
-            and ``D_0`` train as without it.
+        instance_noise: std of the Gaussian noise added to the discriminators' inputs at the start, 0 = off.
+        instance_noise_on: which discriminators see the noise: ``global`` (the messengers, in their steps and in
+            ``G_0``'s step; the local pairs and ``D_0`` train as without it) or ``all`` (also each local pair, in
+            both its steps, with noise from its own stream, and ``D_0``).
         instance_noise_images: images seen over which the instance noise anneals linearly to 0.
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
@@ -81,7 +85,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
                  messenger_batch: str | None = None, pair_seed: int = 0, instance_noise: float = 0.0,
-                 instance_noise_images: int = 100_000, lr: float = 2e-4, lr_d: float | None = None,
+                 instance_noise_on: str = "global", instance_noise_images: int = 100_000, lr: float = 2e-4, lr_d: float | None = None,
                  beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
@@ -92,6 +96,8 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         self.check_instance_noise(instance_noise, instance_noise_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
+        if instance_noise_on not in NOISE_TARGETS:
+            raise ValueError(f"instance_noise_on must be one of {', '.join(NOISE_TARGETS)}, not {instance_noise_on!r}")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         net = dict(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf,
                    ndf=ndf, hidden=hidden)
@@ -126,9 +132,10 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         for msg, d in zip(self.messengers, self.local_discriminators):
             msg.load_state_dict(d.state_dict())
 
-    def local_latent(self, i: int, n: int, device) -> Tensor:
-        """``n`` latents from local pair ``i``'s own stream (independent of the global RNG; drawn on the CPU, offset
-        by the rank under DDP so that ranks draw different latents)."""
+    def local_stream(self, i: int) -> torch.Generator:
+        """Local pair ``i``'s own random stream (its latents and, with ``instance_noise_on="all"``, its instance
+        noise): independent of the global RNG, on the CPU, offset by the rank under DDP so that ranks draw different
+        numbers; its state is checkpointed."""
         if self._z_streams is None:
             self._z_streams = []
             rank = self.global_rank if self._trainer is not None else 0
@@ -138,15 +145,23 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
                 if self._z_state is not None:
                     g.set_state(self._z_state[j])
                 self._z_streams.append(g)
-        return torch.randn(n, self.latent_dim, generator=self._z_streams[i]).to(device)
+        return self._z_streams[i]
+
+    def local_latent(self, i: int, n: int, device) -> Tensor:
+        """``n`` latents from local pair ``i``'s own stream."""
+        return torch.randn(n, self.latent_dim, generator=self.local_stream(i)).to(device)
 
     def member_generators(self) -> list[nn.Module]:
         """The local generators (no EMA copy), sampled by ``sample(n, member=i)``."""
         return list(self.local_generators)
 
     @staticmethod
-    def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward, sigma: float = 0.0) -> Tensor:
-        loss = bce_d_loss(d(EnsembleSGAN._d_input(real, sigma)), d(EnsembleSGAN._d_input(fake, sigma)))
+    def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward, sigma: float = 0.0,
+                generator: torch.Generator | None = None) -> Tensor:
+        """A BCE step of ``d``; with ``sigma`` > 0 it sees real then fake through instance noise (from ``generator``
+        if given, else the global RNG)."""
+        loss = bce_d_loss(d(EnsembleSGAN._d_input(real, sigma, generator)),
+                          d(EnsembleSGAN._d_input(fake, sigma, generator)))
         opt.zero_grad(set_to_none=True)
         backward(loss)
         opt.step()
@@ -164,17 +179,18 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         opt_lg, opt_ld = opts[:n_pairs], opts[n_pairs : 2 * n_pairs]
         opt_msg = opts[2 * n_pairs : 3 * n_pairs]
         opt_g0, opt_d0 = opts[3 * n_pairs], opts[3 * n_pairs + 1]
-        logs = {}
+        sigma = self.noise_sigma()  # instance noise: G_0's side always, every D with instance_noise_on="all"
+        sigma_all = sigma if self.hparams.instance_noise_on == "all" else 0.0
 
-        # 1. local pairs: independent GAN steps
+        # 1. local pairs: independent GAN steps (latents and noise from the pair's own stream)
         local_fakes = []
         loss_ld, loss_lg = [], []
         for i, x in enumerate(chunks):
-            g, d = self.local_generators[i], self.local_discriminators[i]
+            g, d, stream = self.local_generators[i], self.local_discriminators[i], self.local_stream(i)
             fake = g(self.local_latent(i, x.shape[0], x.device))
-            loss_ld.append(self._d_step(opt_ld[i], d, x, fake.detach(), self.manual_backward))
+            loss_ld.append(self._d_step(opt_ld[i], d, x, fake.detach(), self.manual_backward, sigma_all, stream))
             d.requires_grad_(False)
-            lg = ns_g_loss(d(fake))
+            lg = ns_g_loss(d(self._d_input(fake, sigma_all, stream)))
             opt_lg[i].zero_grad(set_to_none=True)
             self.manual_backward(lg)
             opt_lg[i].step()
@@ -183,7 +199,8 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             local_fakes.append(fake.detach())
 
         # 2. global D against the local generators' samples
-        loss_d0 = self._d_step(opt_d0, self.discriminator, real, torch.cat(local_fakes), self.manual_backward)
+        loss_d0 = self._d_step(opt_d0, self.discriminator, real, torch.cat(local_fakes), self.manual_backward,
+                               sigma_all)
 
         # 3. messengers: refresh, then a step on real versus G_0 samples
         if self.iterations % self.hparams.messenger_sync == 0:
@@ -193,7 +210,6 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             msg_real, msg_fake = [real] * n_pairs, [fake0.detach()] * n_pairs
         else:
             msg_real, msg_fake = chunks, fake0.detach().tensor_split(n_pairs)
-        sigma = self.noise_sigma()  # instance noise on what the messengers see (G_0's side only)
         loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
                     for i, m in enumerate(self.messengers)]
 
