@@ -96,8 +96,9 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
         d_steps: D steps (batches) per generation (the paper's n_D).
         instance_noise: std of the Gaussian noise added to D's inputs (real and generated, in D's steps and the
             children's G steps, not in the fitness) at the start, 0 = off. With 0.5 over the first 8,000 iterations
-            (four parents, gamma 0, d_steps 1) it met the grid25 target in 5 of 5 held-out runs, against 1 of 5
-            without (BENCHMARKS.md, tenth round).
+            (four parents, gamma 0, d_steps 1) it met the grid25 target in 10 of 10 held-out runs (seeds 5 to 14),
+            against 1 of 5 without on seeds 5 to 9 (BENCHMARKS.md, tenth and eleventh rounds;
+            ``configs/egan_grid25.yaml``).
         instance_noise_images: images seen over which the instance noise anneals linearly to 0.
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
