@@ -222,15 +222,18 @@ def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999),
     return g, d
 
 
-@pytest.mark.parametrize("noise", [{}, {"instance_noise": 0.5, "instance_noise_images": 48, "instance_noise_on": "all"}],
-                         ids=["plain", "instance-noise-all"])
+NOISE_ALL = {"instance_noise": 0.5, "instance_noise_images": 48, "instance_noise_on": "all"}
+
+
+@pytest.mark.parametrize("noise", [{}, NOISE_ALL], ids=["plain", "instance-noise-all"])
 def test_local_pairs_are_bitwise_the_pairs_trained_alone(noise):
     model = _sgan(**noise)
     loader = _toy_loader(n=64, batch_size=16)
     batches = [b["x"] for b in loader]
     tiny_trainer(4).fit(model, _toy_loader(n=64, batch_size=16))
     for i in range(2):
-        g, d = _local_pair_alone(i, batches, noise=(noise.get("instance_noise", 0.0), noise.get("instance_noise_images", 1)))
+        g, d = _local_pair_alone(i, batches,
+                                 noise=(noise.get("instance_noise", 0.0), noise.get("instance_noise_images", 1)))
         for a, b in zip(g.state_dict().values(), model.local_generators[i].state_dict().values()):
             assert torch.equal(a, b)
         for a, b in zip(d.state_dict().values(), model.local_discriminators[i].state_dict().values()):
