@@ -60,9 +60,9 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         ngf: generator width (images).
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
-        n_pairs: number of local pairs N. On grid25 at 256 points per iteration neither eight pairs (fifth round)
-            nor two did better than four (twelfth round, noise on every D, seeds 0 to 19: 15 of 20 runs meet the
-            target with two pairs, 16 of 20 with four).
+        n_pairs: number of local pairs N. On grid25 neither eight pairs (fifth round, 256 points per pair) nor two
+            (twelfth round, 256 points per iteration, noise on every D, seeds 0 to 19: 15 of 20 runs meet the target,
+            16 of 20 with four) did better than four (BENCHMARKS.md).
         messenger_sync: iterations between two refreshes of the messengers from the local discriminators (default:
             100 on images, 1000 on vector data; see the module docstring).
         messenger_batch: what each messenger's step trains on: ``chunk`` (its local pair's chunk of the real batch
