@@ -259,6 +259,36 @@ class InstanceNoise:
         return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
+class LRDecay:
+    """A linear learning-rate decay at the end of a run, counted in images seen: every optimizer's rate is its
+    initial rate until ``hparams.lr_decay_start`` images, then falls linearly to 0 over ``hparams.lr_decay_images``
+    images and stays 0 (0 = off). Meant for a fixed budget: set ``lr_decay_start + lr_decay_images`` to the run's
+    length. Put it before ``GANModule`` in the bases and call ``decay_lr()`` at the start of each training step; the
+    factor follows ``images_seen``, so a resumed run continues the schedule where it stopped."""
+
+    @staticmethod
+    def check_lr_decay(lr_decay_start: int, lr_decay_images: int) -> None:
+        if lr_decay_start < 0 or lr_decay_images < 0:
+            raise ValueError("lr_decay_start and lr_decay_images must be >= 0")
+
+    def lr_factor(self) -> float:
+        """The learning-rate multiplier at the current number of images seen."""
+        start, span = self.hparams.get("lr_decay_start", 0), self.hparams.get("lr_decay_images", 0)
+        if span == 0:
+            return 1.0
+        return max(0.0, 1.0 - max(0, self.images_seen - start) / span)
+
+    def decay_lr(self) -> float:
+        """Set every optimizer's rate to its initial rate times ``lr_factor()``; returns the factor."""
+        factor = self.lr_factor()
+        if self.hparams.get("lr_decay_images", 0) and self._trainer is not None:
+            for opt in self.trainer.optimizers:
+                for group in opt.param_groups:
+                    group.setdefault("initial_lr", group["lr"])  # saved with the optimizer state: resumes keep it
+                    group["lr"] = group["initial_lr"] * factor
+        return factor
+
+
 class MemberSampling:
     """Sampling one member of a model made of several generators (an ensemble's local generators, a population's
     parents): ``sample(n, seed, member=i)`` and ``generate(z, member=i)`` use member ``i`` (1-based); without

@@ -23,10 +23,11 @@ def tiny_trainer(max_steps_batches: int = 2, **kwargs) -> L.Trainer:
 
 
 class StepRecorder(L.Callback):
-    """Wraps every optimizer's ``step`` to record which parameters (by name) and buffers each step changed."""
+    """Wraps every optimizer's ``step`` to record which parameters (by name) each step changed, and its rate."""
 
     def __init__(self):
         self.steps: list[tuple[int, set[str]]] = []  # (optimizer index, names of changed parameters)
+        self.lrs: list[float] = []  # the first parameter group's learning rate at each step
 
     def on_train_start(self, trainer, pl_module):
         named = dict(pl_module.named_parameters())
@@ -34,11 +35,12 @@ class StepRecorder(L.Callback):
             inner = opt.optimizer if hasattr(opt, "optimizer") else opt
             original = inner.step
 
-            def step(*args, _i=i, _orig=original, **kw):
+            def step(*args, _i=i, _orig=original, _opt=inner, **kw):
                 before = {n: p.detach().clone() for n, p in named.items()}
                 out = _orig(*args, **kw)
                 changed = {n for n, p in named.items() if not torch.equal(before[n], p.detach())}
                 self.steps.append((_i, changed))
+                self.lrs.append(_opt.param_groups[0]["lr"])
                 return out
 
             inner.step = step

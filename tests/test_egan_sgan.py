@@ -386,6 +386,55 @@ def test_sgan_instance_noise_on_all_reaches_every_discriminator():
     assert_close([s for _, s, _ in seen], [0.4] * 5 + [0.3] * 5)
 
 
+def test_lr_decay_factor_is_linear_in_images_seen_then_zero():
+    model = _sgan(lr_decay_start=100, lr_decay_images=400)
+    factors = []
+    for seen in (0, 100, 200, 400, 500, 900):
+        model.images_seen = seen
+        factors.append(model.lr_factor())
+    assert_close(factors, [1.0, 1.0, 0.75, 0.25, 0.0, 0.0])
+    model.hparams.lr_decay_images = 0  # off
+    assert model.lr_factor() == 1.0
+    with pytest.raises(ValueError, match="lr_decay_start and lr_decay_images must be >= 0"):
+        _sgan(lr_decay_images=-1)
+
+
+def test_sgan_lr_decay_reaches_every_optimizer_and_a_zero_rate_moves_nothing():
+    # batches of 16, decay from 16 images over 32: factors 1, 1, 0.5, 0 at the four iterations
+    model = _sgan(lr=1e-3, lr_d=4e-4, lr_decay_start=16, lr_decay_images=32)
+    rec = StepRecorder()
+    tiny_trainer(4, callbacks=[rec]).fit(model, _toy_loader())
+    n_steps = 3 * 2 + 2  # per iteration: 2 local D, 2 local G, D_0, 2 messengers, G_0
+    assert len(rec.steps) == 4 * n_steps
+    g_opts = {0, 1, 6}  # the local generators and G_0 (configure_optimizers' order)
+    expected = [(1e-3 if i in g_opts else 4e-4) * f
+                for f, k in zip([1.0, 1.0, 0.5, 0.0], range(4)) for i, _ in rec.steps[k * n_steps:(k + 1) * n_steps]]
+    assert_close(rec.lrs, expected)
+    assert all(changed for _, changed in rec.steps[:-n_steps])
+    assert all(not changed for _, changed in rec.steps[-n_steps:])  # rate 0: Adam leaves every parameter as it is
+
+
+def test_sgan_resumed_mid_decay_continues_the_schedule_exactly(tmp_path):
+    """6 batches straight == 3, checkpoint, 3 more: the decayed rates come from the saved initial rates."""
+    from gan_zoo.checkpoint_io import AtomicCheckpointIO
+    from tests.test_all_models import SaveAndStop
+
+    hp = dict(lr_decay_start=16, lr_decay_images=48)  # factors 1, 1, 2/3 | 1/3, 0, 0: saved mid-decay
+    full = _sgan(**hp)
+    tiny_trainer(6).fit(full, _toy_loader(n=96))
+    part = _sgan(**hp)
+    tiny_trainer(6, callbacks=[SaveAndStop(3, tmp_path / "mid.ckpt")],
+                 plugins=[AtomicCheckpointIO()]).fit(part, _toy_loader(n=96))
+    resumed = _sgan(**hp)
+    torch.manual_seed(999)  # whatever the process RNG is now, the checkpoint restores it
+    tiny_trainer(6, plugins=[AtomicCheckpointIO()]).fit(resumed, _toy_loader(n=96),
+                                                        ckpt_path=str(tmp_path / "mid.ckpt"))
+    assert resumed.images_seen == full.images_seen == 96
+    a, b = full.state_dict(), resumed.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_sgan_samples_global_and_members():
     model = _sgan()
     assert model.sample(5, seed=1).shape == (5, 2)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
+from gan_zoo.base import GANModule, InstanceNoise, LRDecay, MemberSampling
 from gan_zoo.losses import bce_d_loss, ns_g_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -49,7 +49,7 @@ NOISE_TARGETS = ("global", "all")
 
 
 @register_model("sgan")
-class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
+class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
     """Ensemble SGAN: N local pairs trained as independent GANs, a global pair trained from them.
 
     Args:
@@ -77,6 +77,8 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         instance_noise_images: images seen over which the instance noise anneals linearly to 0.
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
+        lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
+        lr_decay_images: images over which it decays; 0 = no decay.
         beta1: Adam beta1.
         beta2: Adam beta2.
         ema_decay: decay of the global generator's EMA used for sampling (0 = off).
@@ -91,7 +93,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
                  messenger_batch: str | None = None, pair_seed: int = 0, instance_noise: float = 0.0,
                  instance_noise_on: str = "global", instance_noise_images: int = 100_000, lr: float = 2e-4,
-                 lr_d: float | None = None, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
+                 lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
                  n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
@@ -100,6 +102,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         if n_pairs < 1 or messenger_sync < 1:
             raise ValueError("n_pairs and messenger_sync must be >= 1")
         self.check_instance_noise(instance_noise, instance_noise_images)
+        self.check_lr_decay(lr_decay_start, lr_decay_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
         if instance_noise_on not in NOISE_TARGETS:
@@ -185,6 +188,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         opt_lg, opt_ld = opts[:n_pairs], opts[n_pairs : 2 * n_pairs]
         opt_msg = opts[2 * n_pairs : 3 * n_pairs]
         opt_g0, opt_d0 = opts[3 * n_pairs], opts[3 * n_pairs + 1]
+        lr_factor = self.decay_lr()
         sigma = self.noise_sigma()  # instance noise: G_0's side always, every D with instance_noise_on="all"
         sigma_all = sigma if self.hparams.instance_noise_on == "all" else 0.0
 
@@ -234,6 +238,8 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
                 "loss/g_local": torch.stack(loss_lg).mean(), "loss/d_messenger": torch.stack(loss_msg).mean()}
         if sigma > 0:
             logs["train/instance_noise"] = sigma
+        if self.hparams.lr_decay_images:
+            logs["train/lr_factor"] = lr_factor
         self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
