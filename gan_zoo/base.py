@@ -262,9 +262,10 @@ class InstanceNoise:
 class LRDecay:
     """A linear learning-rate decay at the end of a run, counted in images seen: every optimizer's rate is its
     initial rate until ``hparams.lr_decay_start`` images, then falls linearly to 0 over ``hparams.lr_decay_images``
-    images and stays 0 (0 = off). Meant for a fixed budget: set ``lr_decay_start + lr_decay_images`` to the run's
-    length. Put it before ``GANModule`` in the bases and call ``decay_lr()`` at the start of each training step; the
-    factor follows ``images_seen``, so a resumed run continues the schedule where it stopped."""
+    images and stays 0 (``lr_decay_images`` 0: no decay). Meant for a fixed budget: set ``lr_decay_start +
+    lr_decay_images`` to the run's length. Put it before ``GANModule`` in the bases and call ``decay_lr()`` at the
+    start of each training step; the factor follows ``images_seen``, so a resumed run continues the schedule where it
+    stopped."""
 
     @staticmethod
     def check_lr_decay(lr_decay_start: int, lr_decay_images: int) -> None:

@@ -408,7 +408,7 @@ def test_sgan_lr_decay_reaches_every_optimizer_and_a_zero_rate_moves_nothing():
     assert len(rec.steps) == 4 * n_steps
     g_opts = {0, 1, 6}  # the local generators and G_0 (configure_optimizers' order)
     expected = [(1e-3 if i in g_opts else 4e-4) * f
-                for f, k in zip([1.0, 1.0, 0.5, 0.0], range(4)) for i, _ in rec.steps[k * n_steps:(k + 1) * n_steps]]
+                for k, f in enumerate([1.0, 1.0, 0.5, 0.0]) for i, _ in rec.steps[k * n_steps:(k + 1) * n_steps]]
     assert_close(rec.lrs, expected)
     assert all(changed for _, changed in rec.steps[:-n_steps])
     assert all(not changed for _, changed in rec.steps[-n_steps:])  # rate 0: Adam leaves every parameter as it is

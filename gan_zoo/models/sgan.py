@@ -96,8 +96,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
                  messenger_batch: str | None = None, pair_seed: int = 0, instance_noise: float = 0.0,
                  instance_noise_on: str = "global", instance_noise_images: int = 100_000, lr: float = 2e-4,
-                 lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
-                 n_fixed_samples: int = 64):
+                 lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5,
+                 beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
         if messenger_batch is None:
