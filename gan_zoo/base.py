@@ -233,21 +233,25 @@ class GANModule(L.LightningModule):
 class InstanceNoise:
     """Instance noise (seed 003; Sønderby et al. 2016): Gaussian noise added to what a discriminator sees, real and
     fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
-    ``hparams.instance_noise_images`` images seen. It blurs the data and the samples alike, so D's score varies
+    ``hparams.instance_noise_images`` images seen (or to ``hparams.instance_noise_floor`` where a model has that
+    hyperparameter, and then held there). It blurs the data and the samples alike, so D's score varies
     smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
     Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
 
     @staticmethod
-    def check_instance_noise(instance_noise: float, instance_noise_images: int) -> None:
+    def check_instance_noise(instance_noise: float, instance_noise_images: int, floor: float = 0.0) -> None:
         if instance_noise < 0 or instance_noise_images < 0:
             raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        if not 0 <= floor <= instance_noise:
+            raise ValueError(f"instance_noise_floor must be in [0, instance_noise = {instance_noise}], got {floor}")
 
     def noise_sigma(self) -> float:
-        """Instance-noise std at the current number of images seen (linear anneal to 0)."""
+        """Instance-noise std at the current number of images seen (linear anneal to the floor, 0 by default)."""
         sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
         if sigma0 == 0 or horizon == 0:
             return 0.0
-        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
+        floor = self.hparams.get("instance_noise_floor", 0.0)
+        return floor + (sigma0 - floor) * max(0.0, 1.0 - self.images_seen / horizon)
 
     @staticmethod
     def _d_input(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:

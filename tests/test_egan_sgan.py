@@ -293,6 +293,29 @@ def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadenc
     assert not all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), d.state_dict().values()))
 
 
+def test_g0_waits_for_the_messengers_to_warm_up_after_each_refresh():
+    # refresh every 3 iterations, warm-up 1: G_0 (and its EMA) stays put in iterations 0 and 3, steps in 1, 2, 4, 5
+    model = _sgan(messenger_sync=3, messenger_warmup=1)
+    rec = StepRecorder()
+    g0_index = 3 * 2  # optimizers: 2 local G, 2 local D, 2 messengers, then G_0 and D_0
+    ema_before = []
+    model.update_ema = (lambda orig: lambda: (ema_before.append(model.iterations), orig()))(model.update_ema)
+    tiny_trainer(6, callbacks=[rec]).fit(model, _toy_loader(n=96))
+    per_iteration = []  # optimizer indices per iteration; each iteration starts with local D_1's step (index 2)
+    for i, _ in rec.steps:
+        if i == 2:
+            per_iteration.append([])
+        per_iteration[-1].append(i)
+    assert len(per_iteration) == 6
+    assert [g0_index in steps for steps in per_iteration] == [False, True, True, False, True, True]
+    assert [steps.count(4) + steps.count(5) for steps in per_iteration] == [2] * 6  # the messengers always train
+    assert ema_before == [1, 2, 4, 5]
+    assert all(changed and changed <= param_names(model.generator, "generator")
+               for i, changed in rec.steps if i == g0_index)
+    with pytest.raises(ValueError, match=r"messenger_warmup must be in \[0, messenger_sync = 3\), got 3"):
+        _sgan(messenger_sync=3, messenger_warmup=3)
+
+
 @pytest.mark.parametrize("messenger_batch", ["chunk", "whole"])
 def test_messengers_train_on_their_chunk_or_on_the_whole_batch(messenger_batch):
     model = _sgan(messenger_batch=messenger_batch)
@@ -364,6 +387,24 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
         _sgan(instance_noise=-0.1)
     with pytest.raises(ValueError, match="instance_noise_on must be one of global, all, not 'local'"):
         _sgan(instance_noise_on="local")
+
+
+def test_sgan_instance_noise_anneals_to_its_floor_and_stays_there():
+    model = _sgan(instance_noise=0.4, instance_noise_images=32, instance_noise_floor=0.1)  # batches of 16
+    sigmas = []
+    step = model._d_step
+
+    def recording_step(opt, d, real, fake, backward, sigma=0.0, generator=None):
+        if any(d is m for m in model.messengers):
+            sigmas.append(sigma)
+        return step(opt, d, real, fake, backward, sigma, generator)
+
+    model._d_step = recording_step
+    tiny_trainer(4).fit(model, _toy_loader())
+    # 0.1 + (0.4 - 0.1) * (1 - images / 32) down to 0.1 at 32 images, then held; two messengers per iteration
+    assert_close(sigmas, [0.4, 0.4, 0.25, 0.25, 0.1, 0.1, 0.1, 0.1])
+    with pytest.raises(ValueError, match=r"instance_noise_floor must be in \[0, instance_noise = 0.4\], got 0.5"):
+        _sgan(instance_noise=0.4, instance_noise_floor=0.5)
 
 
 def test_sgan_instance_noise_on_all_reaches_every_discriminator():

@@ -70,12 +70,16 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             versus as many ``G_0`` samples) or ``whole`` (the whole real batch versus every ``G_0`` sample). Default:
             ``whole`` on vector data (the best measured, BENCHMARKS.md sixth round), ``chunk`` on images (``whole`` is
             not measured there).
+        messenger_warmup: iterations after each refresh during which the messengers train on ``G_0``'s samples but
+            ``G_0`` does not train against them (0: ``G_0`` trains against a messenger the iteration it is refreshed,
+            when it has seen only its local generator's samples).
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
         instance_noise: std of the Gaussian noise added to the discriminators' inputs at the start, 0 = off.
         instance_noise_on: which discriminators see the noise: ``global`` (the messengers, in their steps and in
             ``G_0``'s step; the local pairs and ``D_0`` train as without it) or ``all`` (also each local pair, in
             both its steps, with noise from its own stream, and ``D_0``).
-        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
+        instance_noise_images: images seen over which the instance noise anneals linearly to its floor.
+        instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
         lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
@@ -94,17 +98,22 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
-                 messenger_batch: str | None = None, pair_seed: int = 0, instance_noise: float = 0.0,
-                 instance_noise_on: str = "global", instance_noise_images: int = 100_000, lr: float = 2e-4,
-                 lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5,
-                 beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
+                 messenger_batch: str | None = None, messenger_warmup: int = 0, pair_seed: int = 0,
+                 instance_noise: float = 0.0,
+                 instance_noise_on: str = "global", instance_noise_images: int = 100_000,
+                 instance_noise_floor: float = 0.0, lr: float = 2e-4, lr_d: float | None = None,
+                 lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999,
+                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
         if messenger_batch is None:
             messenger_batch = "whole" if data_dim else "chunk"
         if n_pairs < 1 or messenger_sync < 1:
             raise ValueError("n_pairs and messenger_sync must be >= 1")
-        self.check_instance_noise(instance_noise, instance_noise_images)
+        if not 0 <= messenger_warmup < messenger_sync:
+            raise ValueError(f"messenger_warmup must be in [0, messenger_sync = {messenger_sync}), "
+                             f"got {messenger_warmup}")
+        self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor)
         self.check_lr_decay(lr_decay_start, lr_decay_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
@@ -226,14 +235,15 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
                     for i, m in enumerate(self.messengers)]
 
-        # 4. global G against the messengers
+        # 4. global G against the messengers (not while they warm up after a refresh)
         self.messengers.requires_grad_(False)
         loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
-        opt_g0.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g0)
-        opt_g0.step()
+        if self.iterations % self.hparams.messenger_sync >= self.hparams.messenger_warmup:
+            opt_g0.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g0)
+            opt_g0.step()
+            self.update_ema()
         self.messengers.requires_grad_(True)
-        self.update_ema()
 
         self.iterations += 1
         self.count_images(real.shape[0])
