@@ -29,7 +29,11 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    kind of data (BENCHMARKS.md): every 100 iterations on images (Fashion-MNIST: FID10k 188.9 at 100 against 975.5 at
    20) and every 1,000 on vector data (grid25, 12,000 iterations, 5 seeds, messengers on their chunk: 24.8 modes and
    the target met in 3 runs at 1,000, against 23.6 and 1 at 100 and 22.6 and 1 at 20).
-4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen).
+4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen), except
+   in the ``messenger_warmup`` iterations after each refresh. On grid25 a run's modes are lost when ``G_0`` meets
+   freshly refreshed messengers, most sharply at the first refresh after the noise ends; a warm-up of 100 iterations
+   stopped those losses but left runs further from every mode when the noise ended, and met the target in 12 of 20
+   runs against 16 of 20 without (BENCHMARKS.md, fourteenth round). Off by default.
 
 ``sample()`` uses the global generator (its EMA); ``sample(n, member=i)`` the local generator ``i`` (1-based).
 """
@@ -72,14 +76,16 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             not measured there).
         messenger_warmup: iterations after each refresh during which the messengers train on ``G_0``'s samples but
             ``G_0`` does not train against them (0: ``G_0`` trains against a messenger the iteration it is refreshed,
-            when it has seen only its local generator's samples).
+            when it has seen only its local generator's samples). 100 on grid25: 12 of 20 runs met the target against
+            16 of 20 without (BENCHMARKS.md, fourteenth round).
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
         instance_noise: std of the Gaussian noise added to the discriminators' inputs at the start, 0 = off.
         instance_noise_on: which discriminators see the noise: ``global`` (the messengers, in their steps and in
             ``G_0``'s step; the local pairs and ``D_0`` train as without it) or ``all`` (also each local pair, in
             both its steps, with noise from its own stream, and ``D_0``).
         instance_noise_images: images seen over which the instance noise anneals linearly to its floor.
-        instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends).
+        instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends). 0.1 on grid25 blurred the
+            samples (85.8 % high quality) and met the target in 1 of 4 runs (BENCHMARKS.md, fourteenth round).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
         lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
