@@ -105,8 +105,7 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
                  messenger_batch: str | None = None, messenger_warmup: int = 0, pair_seed: int = 0,
-                 instance_noise: float = 0.0,
-                 instance_noise_on: str = "global", instance_noise_images: int = 100_000,
+                 instance_noise: float = 0.0, instance_noise_on: str = "global", instance_noise_images: int = 100_000,
                  instance_noise_floor: float = 0.0, lr: float = 2e-4, lr_d: float | None = None,
                  lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999,
                  ema_decay: float = 0.999, n_fixed_samples: int = 64):
