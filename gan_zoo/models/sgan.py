@@ -230,7 +230,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                                sigma_all)
 
         # 3. messengers: refresh, then a step on real versus G_0 samples
-        if self.iterations % self.hparams.messenger_sync == 0:
+        since_sync = self.iterations % self.hparams.messenger_sync
+        if since_sync == 0:
             self.sync_messengers()
         fake0 = self.generator(self.sample_latent(real.shape[0], device=real.device))
         if self.hparams.messenger_batch == "whole":
@@ -241,9 +242,11 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                     for i, m in enumerate(self.messengers)]
 
         # 4. global G against the messengers (not while they warm up after a refresh)
+        g0_steps = since_sync >= self.hparams.messenger_warmup
         self.messengers.requires_grad_(False)
-        loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
-        if self.iterations % self.hparams.messenger_sync >= self.hparams.messenger_warmup:
+        with torch.set_grad_enabled(g0_steps):  # during the warm-up the loss is only logged
+            loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
+        if g0_steps:
             opt_g0.zero_grad(set_to_none=True)
             self.manual_backward(loss_g0)
             opt_g0.step()
