@@ -293,9 +293,14 @@ def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadenc
     assert not all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), d.state_dict().values()))
 
 
-def test_g0_waits_for_the_messengers_to_warm_up_after_each_refresh():
-    # refresh every 3 iterations, warm-up 1: G_0 (and its EMA) stays put in iterations 0 and 3, steps in 1, 2, 4, 5
-    model = _sgan(messenger_sync=3, messenger_warmup=1)
+@pytest.mark.parametrize("start, g0_steps", [
+    (0, [False, True, True, False, True, True]),  # every refresh: G_0 stays put in iterations 0 and 3
+    (48, [True, True, True, False, True, True]),  # 48 images (3 batches of 16) seen before iteration 3
+    (49, [True] * 6),  # the refresh at iteration 3 comes after 48 images: before the warm-ups start
+])
+def test_g0_waits_for_the_messengers_to_warm_up_after_each_refresh(start, g0_steps):
+    # refresh every 3 iterations, warm-up 1, from `start` images seen: G_0 (and its EMA) steps exactly in `g0_steps`
+    model = _sgan(messenger_sync=3, messenger_warmup=1, messenger_warmup_start=start)
     rec = StepRecorder()
     g0_index = 3 * 2  # optimizers: 2 local G, 2 local D, 2 messengers, then G_0 and D_0
     ema_before = []
@@ -307,13 +312,15 @@ def test_g0_waits_for_the_messengers_to_warm_up_after_each_refresh():
             per_iteration.append([])
         per_iteration[-1].append(i)
     assert len(per_iteration) == 6
-    assert [g0_index in steps for steps in per_iteration] == [False, True, True, False, True, True]
+    assert [g0_index in steps for steps in per_iteration] == g0_steps
     assert [steps.count(4) + steps.count(5) for steps in per_iteration] == [2] * 6  # the messengers always train
-    assert ema_before == [1, 2, 4, 5]
+    assert ema_before == [i for i, steps in enumerate(g0_steps) if steps]
     assert all(changed and changed <= param_names(model.generator, "generator")
                for i, changed in rec.steps if i == g0_index)
     with pytest.raises(ValueError, match=r"messenger_warmup must be in \[0, messenger_sync = 3\), got 3"):
         _sgan(messenger_sync=3, messenger_warmup=3)
+    with pytest.raises(ValueError, match=r"messenger_warmup_start must be >= 0 images, got -1"):
+        _sgan(messenger_warmup_start=-1)
 
 
 @pytest.mark.parametrize("messenger_batch", ["chunk", "whole"])

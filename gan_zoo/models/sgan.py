@@ -78,6 +78,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             ``G_0`` does not train against them (0: ``G_0`` trains against a messenger the iteration it is refreshed,
             when it has seen only its local generator's samples). 100 on grid25: 12 of 20 runs met the target against
             16 of 20 without (BENCHMARKS.md, fourteenth round).
+        messenger_warmup_start: images seen from which the warm-up applies (0: after every refresh). An iteration is
+            held back when it is among the first ``messenger_warmup`` after a refresh and at least this many images
+            have been seen before it; set to ``instance_noise_images``, only the refreshes after the noise ends.
         pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
         instance_noise: std of the Gaussian noise added to the discriminators' inputs at the start, 0 = off.
         instance_noise_on: which discriminators see the noise: ``global`` (the messengers, in their steps and in
@@ -104,7 +107,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
-                 messenger_batch: str | None = None, messenger_warmup: int = 0, pair_seed: int = 0,
+                 messenger_batch: str | None = None, messenger_warmup: int = 0, messenger_warmup_start: int = 0,
+                 pair_seed: int = 0,
                  instance_noise: float = 0.0, instance_noise_on: str = "global", instance_noise_images: int = 100_000,
                  instance_noise_floor: float = 0.0, lr: float = 2e-4, lr_d: float | None = None,
                  lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999,
@@ -118,6 +122,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         if not 0 <= messenger_warmup < messenger_sync:
             raise ValueError(f"messenger_warmup must be in [0, messenger_sync = {messenger_sync}), "
                              f"got {messenger_warmup}")
+        if messenger_warmup_start < 0:
+            raise ValueError(f"messenger_warmup_start must be >= 0 images, got {messenger_warmup_start}")
         self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor)
         self.check_lr_decay(lr_decay_start, lr_decay_images)
         if messenger_batch not in MESSENGER_BATCHES:
@@ -241,8 +247,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
                     for i, m in enumerate(self.messengers)]
 
-        # 4. global G against the messengers (not while they warm up after a refresh)
-        g0_steps = since_sync >= self.hparams.messenger_warmup
+        # 4. global G against the messengers (not while they warm up after a refresh, once warm-ups have started)
+        g0_steps = (since_sync >= self.hparams.messenger_warmup
+                    or self.images_seen < self.hparams.messenger_warmup_start)
         self.messengers.requires_grad_(False)
         with torch.set_grad_enabled(g0_steps):  # during the warm-up the loss is only logged
             loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
