@@ -234,24 +234,30 @@ class InstanceNoise:
     """Instance noise (seed 003; Sønderby et al. 2016): Gaussian noise added to what a discriminator sees, real and
     fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
     ``hparams.instance_noise_images`` images seen (or to ``hparams.instance_noise_floor`` where a model has that
-    hyperparameter, and then held there). It blurs the data and the samples alike, so D's score varies
+    hyperparameter, and then held there; where a model has ``hparams.instance_noise_power`` p, the anneal follows
+    ``(1 - images / instance_noise_images) ** p``: p = 1 linear, p > 1 reaches small noise sooner and lingers there). It blurs the data and the samples alike, so D's score varies
     smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
     Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
 
     @staticmethod
-    def check_instance_noise(instance_noise: float, instance_noise_images: int, floor: float = 0.0) -> None:
+    def check_instance_noise(instance_noise: float, instance_noise_images: int, floor: float = 0.0,
+                             power: float = 1.0) -> None:
         if instance_noise < 0 or instance_noise_images < 0:
             raise ValueError("instance_noise and instance_noise_images must be >= 0")
+        if not power > 0:
+            raise ValueError(f"instance_noise_power must be > 0, got {power}")
         if not 0 <= floor <= instance_noise:
             raise ValueError(f"instance_noise_floor must be in [0, instance_noise = {instance_noise}], got {floor}")
 
     def noise_sigma(self) -> float:
-        """Instance-noise std at the current number of images seen (linear anneal to the floor, 0 by default)."""
+        """Instance-noise std at the current number of images seen (anneal to the floor, 0 by default; linear unless
+        the model sets ``instance_noise_power``)."""
         sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
         if sigma0 == 0 or horizon == 0:
             return 0.0
         floor = self.hparams.get("instance_noise_floor", 0.0)
-        return floor + (sigma0 - floor) * max(0.0, 1.0 - self.images_seen / horizon)
+        power = self.hparams.get("instance_noise_power", 1.0)
+        return floor + (sigma0 - floor) * max(0.0, 1.0 - self.images_seen / horizon) ** power
 
     @staticmethod
     def _d_input(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:

@@ -396,8 +396,10 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
         _sgan(instance_noise_on="local")
 
 
-def test_sgan_instance_noise_anneals_to_its_floor_and_stays_there():
-    model = _sgan(instance_noise=0.4, instance_noise_images=32, instance_noise_floor=0.1)  # batches of 16
+@pytest.mark.parametrize("power, middle", [(1.0, 0.25), (2.0, 0.175)])
+def test_sgan_instance_noise_anneals_to_its_floor_and_stays_there(power, middle):
+    model = _sgan(instance_noise=0.4, instance_noise_images=32, instance_noise_floor=0.1,
+                  instance_noise_power=power)  # batches of 16
     sigmas = []
     step = model._d_step
 
@@ -408,10 +410,12 @@ def test_sgan_instance_noise_anneals_to_its_floor_and_stays_there():
 
     model._d_step = recording_step
     tiny_trainer(4).fit(model, _toy_loader())
-    # 0.1 + (0.4 - 0.1) * (1 - images / 32) down to 0.1 at 32 images, then held; two messengers per iteration
-    assert_close(sigmas, [0.4, 0.4, 0.25, 0.25, 0.1, 0.1, 0.1, 0.1])
+    # 0.1 + (0.4 - 0.1) * (1 - images / 32) ** power down to 0.1 at 32 images, then held; two messengers per iteration
+    assert_close(sigmas, [0.4, 0.4, middle, middle, 0.1, 0.1, 0.1, 0.1])
     with pytest.raises(ValueError, match=r"instance_noise_floor must be in \[0, instance_noise = 0.4\], got 0.5"):
         _sgan(instance_noise=0.4, instance_noise_floor=0.5)
+    with pytest.raises(ValueError, match="instance_noise_power must be > 0, got 0"):
+        _sgan(instance_noise=0.4, instance_noise_power=0)
 
 
 def test_sgan_instance_noise_on_all_reaches_every_discriminator():

@@ -92,6 +92,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         instance_noise_images: images seen over which the instance noise anneals linearly to its floor.
         instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends). 0.1 on grid25 blurred the
             samples (85.8 % high quality) and met the target in 1 of 4 runs (BENCHMARKS.md, fourteenth round).
+        instance_noise_power: shape of the anneal, ``(1 - images / instance_noise_images) ** power`` of the way from
+            ``instance_noise`` to the floor: 1 linear; 2 reaches small noise sooner and spends longer there.
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
         lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
@@ -113,7 +115,7 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                  messenger_batch: str | None = None, messenger_warmup: int = 0, messenger_warmup_start: int = 0,
                  pair_seed: int = 0,
                  instance_noise: float = 0.0, instance_noise_on: str = "global", instance_noise_images: int = 100_000,
-                 instance_noise_floor: float = 0.0, lr: float = 2e-4, lr_d: float | None = None,
+                 instance_noise_floor: float = 0.0, instance_noise_power: float = 1.0, lr: float = 2e-4, lr_d: float | None = None,
                  lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999,
                  ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
@@ -127,7 +129,7 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                              f"got {messenger_warmup}")
         if messenger_warmup_start < 0:
             raise ValueError(f"messenger_warmup_start must be >= 0 images, got {messenger_warmup_start}")
-        self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor)
+        self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor, instance_noise_power)
         self.check_lr_decay(lr_decay_start, lr_decay_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
