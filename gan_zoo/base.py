@@ -235,8 +235,9 @@ class InstanceNoise:
     fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
     ``hparams.instance_noise_images`` images seen (or to ``hparams.instance_noise_floor`` where a model has that
     hyperparameter, and then held there; where a model has ``hparams.instance_noise_power`` p, the anneal follows
-    ``(1 - images / instance_noise_images) ** p``: p = 1 linear, p > 1 reaches small noise sooner and lingers there). It blurs the data and the samples alike, so D's score varies
-    smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
+    ``(1 - images / instance_noise_images) ** p``: p = 1 linear, p > 1 reaches small noise sooner and lingers there).
+    It blurs the data and the samples alike, so D's score varies smoothly across the gaps between modes and a
+    generator gets a gradient towards modes it has no samples near.
     Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
 
     @staticmethod

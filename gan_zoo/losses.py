@@ -59,6 +59,15 @@ def l2_penalty(params, coef: Tensor | float) -> Tensor:
     return coef * torch.stack([p.pow(2).sum() for p in params]).sum()
 
 
+def r1_penalty(real_logits: Tensor, real_inputs: Tensor, gamma: float) -> Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * mean(||grad_x D(x)||_2^2)`` over the real inputs ``x`` that produced
+    ``real_logits`` (``real_inputs`` must require grad). Differentiable in D's parameters (double backward). It is 0
+    where D is flat on the data, so unlike instance noise it leaves the equilibrium in place while damping the
+    oscillation around it."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
+    return 0.5 * gamma * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
 # --- WGAN-GP with drift (Gulrajani et al. 2017; Karras et al. 2017) ------------------------------------------------
 
 def wgan_g_loss(fake_scores: Tensor) -> Tensor:

@@ -190,9 +190,10 @@ def _sgan(**kw):
     return gan_zoo.get_model("sgan", data_dim=2, latent_dim=4, hidden=16, n_pairs=2, pair_seed=3, **kw)
 
 
-def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2, noise=(0.0, 1)):
+def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2, noise=(0.0, 1), r1=0.0):
     """Local pair i of SGAN trained alone, in plain PyTorch: same seed, same chunk of each batch, same latents; with
-    ``noise = (sigma0, images)`` instance noise annealed over the images seen, drawn from the same stream."""
+    ``noise = (sigma0, images)`` instance noise annealed over the images seen, drawn from the same stream; with ``r1``
+    the R1 penalty, written out here, on D's real inputs."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(pair_seed * 1000 + i)
         g, d = gan_networks(channels=0, resolution=0, data_dim=2, latent_dim=4, hidden=16)
@@ -212,7 +213,14 @@ def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999),
 
         fake = g(torch.randn(x.shape[0], 4, generator=zs))
         od.zero_grad()
-        bce_d_loss(d(noisy(x)), d(noisy(fake.detach()))).backward()
+        x_in = noisy(x).requires_grad_(r1 > 0)
+        fake_in = noisy(fake.detach())
+        s_real = d(x_in)
+        loss = bce_d_loss(s_real, d(fake_in))
+        if r1 > 0:
+            (grad,) = torch.autograd.grad(s_real.sum(), x_in, create_graph=True)
+            loss = loss + r1 / 2 * grad.pow(2).sum(dim=1).mean()
+        loss.backward()
         od.step()
         d.requires_grad_(False)
         og.zero_grad()
@@ -225,7 +233,8 @@ def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999),
 NOISE_ALL = {"instance_noise": 0.5, "instance_noise_images": 48, "instance_noise_on": "all"}
 
 
-@pytest.mark.parametrize("noise", [{}, NOISE_ALL], ids=["plain", "instance-noise-all"])
+@pytest.mark.parametrize("noise", [{}, NOISE_ALL, {**NOISE_ALL, "r1": 0.5}],
+                         ids=["plain", "instance-noise-all", "noise-and-r1"])
 def test_local_pairs_are_bitwise_the_pairs_trained_alone(noise):
     model = _sgan(**noise)
     loader = _toy_loader(n=64, batch_size=16)
@@ -233,7 +242,8 @@ def test_local_pairs_are_bitwise_the_pairs_trained_alone(noise):
     tiny_trainer(4).fit(model, _toy_loader(n=64, batch_size=16))
     for i in range(2):
         g, d = _local_pair_alone(i, batches,
-                                 noise=(noise.get("instance_noise", 0.0), noise.get("instance_noise_images", 1)))
+                                 noise=(noise.get("instance_noise", 0.0), noise.get("instance_noise_images", 1)),
+                                 r1=noise.get("r1", 0.0))
         for a, b in zip(g.state_dict().values(), model.local_generators[i].state_dict().values()):
             assert torch.equal(a, b)
         for a, b in zip(d.state_dict().values(), model.local_discriminators[i].state_dict().values()):

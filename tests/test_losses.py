@@ -65,6 +65,22 @@ def test_l2_penalty():
     assert_close(losses.l2_penalty([w1, w2], 0.5), torch.tensor(0.5 * (1 + 4 + 9)))
 
 
+def test_r1_penalty_matches_formula_and_reaches_d():
+    gamma = 0.3
+    lin = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[3.0, -4.0]]))
+    x = torch.tensor([[1.0, 2.0], [-0.5, 0.25], [0.0, 4.0]], requires_grad=True)
+    pen = losses.r1_penalty(lin(x), x, gamma)
+    assert_close(pen, torch.tensor(0.5 * gamma * 25.0))  # grad_x = w for every x: ||w||^2 = 9 + 16
+    pen.backward()  # d/dw of gamma / 2 * ||w||^2 is gamma * w (double backward); nothing reaches the bias
+    assert_close(lin.weight.grad, gamma * lin.weight.detach())
+    assert lin.bias.grad is None or torch.equal(lin.bias.grad, torch.zeros(1))
+    x2 = x.detach().requires_grad_(True)
+    # s(x) = sum x^2: grad_x = 2x, so the penalty is gamma / 2 * mean(4 ||x||^2) = gamma / 2 * 4 * (5 + 0.3125 + 16) / 3
+    assert_close(losses.r1_penalty(x2.pow(2).sum(1), x2, gamma), torch.tensor(0.5 * gamma * 4 * 21.3125 / 3))
+
+
 def test_minibatch_discrimination_matches_hand_computation():
     torch.manual_seed(0)
     mbd = MinibatchDiscrimination(in_features=4, num_kernels=3, kernel_dim=2)

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_zoo.base import GANModule, InstanceNoise, LRDecay, MemberSampling
-from gan_zoo.losses import bce_d_loss, ns_g_loss
+from gan_zoo.losses import bce_d_loss, ns_g_loss, r1_penalty
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
 
@@ -93,7 +93,11 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends). 0.1 on grid25 blurred the
             samples (85.8 % high quality) and met the target in 1 of 4 runs (BENCHMARKS.md, fourteenth round).
         instance_noise_power: shape of the anneal, ``(1 - images / instance_noise_images) ** power`` of the way from
-            ``instance_noise`` to the floor: 1 linear; 2 reaches small noise sooner and spends longer there.
+            ``instance_noise`` to the floor: 1 linear; 2 reaches small noise sooner and spends longer there. 2 on
+            grid25 missed the target on both seeds screened, 12 and 14 (20 modes each; BENCHMARKS.md, sixteenth round).
+        r1: weight gamma of the R1 penalty (Mescheder et al. 2018), ``gamma / 2 * E ||grad_x D(x)||^2`` on the real
+            inputs, in every discriminator's step (local pairs, ``D_0``, messengers); 0 = off. It costs a double
+            backward per step.
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
         lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
@@ -115,9 +119,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                  messenger_batch: str | None = None, messenger_warmup: int = 0, messenger_warmup_start: int = 0,
                  pair_seed: int = 0,
                  instance_noise: float = 0.0, instance_noise_on: str = "global", instance_noise_images: int = 100_000,
-                 instance_noise_floor: float = 0.0, instance_noise_power: float = 1.0, lr: float = 2e-4, lr_d: float | None = None,
-                 lr_decay_start: int = 0, lr_decay_images: int = 0, beta1: float = 0.5, beta2: float = 0.999,
-                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+                 instance_noise_floor: float = 0.0, instance_noise_power: float = 1.0, r1: float = 0.0,
+                 lr: float = 2e-4, lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0,
+                 beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
         if messenger_batch is None:
@@ -129,6 +133,8 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                              f"got {messenger_warmup}")
         if messenger_warmup_start < 0:
             raise ValueError(f"messenger_warmup_start must be >= 0 images, got {messenger_warmup_start}")
+        if r1 < 0:
+            raise ValueError(f"r1 must be >= 0, got {r1}")
         self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor, instance_noise_power)
         self.check_lr_decay(lr_decay_start, lr_decay_images)
         if messenger_batch not in MESSENGER_BATCHES:
@@ -192,13 +198,18 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         """The local generators (no EMA copy), sampled by ``sample(n, member=i)``."""
         return list(self.local_generators)
 
-    @staticmethod
-    def _d_step(opt, d: nn.Module, real: Tensor, fake: Tensor, backward, sigma: float = 0.0,
+    def _d_step(self, opt, d: nn.Module, real: Tensor, fake: Tensor, backward, sigma: float = 0.0,
                 generator: torch.Generator | None = None) -> Tensor:
         """A BCE step of ``d``; with ``sigma`` > 0 it sees real then fake through instance noise (from ``generator``
-        if given, else the global RNG)."""
-        loss = bce_d_loss(d(EnsembleSGAN._d_input(real, sigma, generator)),
-                          d(EnsembleSGAN._d_input(fake, sigma, generator)))
+        if given, else the global RNG); with ``hparams.r1`` > 0 the R1 penalty on the real inputs it saw is added."""
+        real_in, fake_in = self._d_input(real, sigma, generator), self._d_input(fake, sigma, generator)
+        r1 = self.hparams.r1
+        if r1 > 0:
+            real_in = real_in.detach().requires_grad_(True)
+        real_logits = d(real_in)
+        loss = bce_d_loss(real_logits, d(fake_in))
+        if r1 > 0:
+            loss = loss + r1_penalty(real_logits, real_in, r1)
         opt.zero_grad(set_to_none=True)
         backward(loss)
         opt.step()
