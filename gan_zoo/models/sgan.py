@@ -19,8 +19,8 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    10, as without noise (reverse KL 0.038 against 0.063), and ``global`` in 0 of 2 (BENCHMARKS.md, tenth and
    eleventh rounds); with ``all``, 16 of 20 over seeds 0 to 19 (twelfth round); neither a learning-rate decay at the
    end, noise 1.0, nor noise over the whole run removed the misses (thirteenth round); with the R1 penalty on every
-   discriminator as well (``r1`` 0.1) it met the target in 19 of 19 runs over seeds 0 to 19 (seed 15 not run) (sixteenth round): the grid25 recipe. The default
-   is no noise and no penalty.
+   discriminator as well (``r1`` 0.1) it met the target in 19 of 19 runs over seeds 0 to 19 (seed 15 not run;
+   sixteenth round): the grid25 recipe. The default is no noise and no penalty.
    On grid25 (12,000 iterations, 5 seeds, 4 pairs of 256 points) ``whole`` meets the target in 4 runs of 5 against
    3 with ``chunk``, and on ring8 in 5 of 5 against 4; with 4 pairs of 64 (256 real points per iteration, the other
    models' budget) it meets the grid25 target in 5 of 5 on seeds 0 to 4, and in 8 of 10 on held-out seeds 5 to 14,
@@ -99,8 +99,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             grid25 missed the target on both seeds screened, 12 and 14 (20 modes each; BENCHMARKS.md, sixteenth round).
         r1: weight gamma of the R1 penalty (Mescheder et al. 2018), ``gamma / 2 * E ||grad_x D(x)||^2`` on the real
             inputs, in every discriminator's step (local pairs, ``D_0``, messengers); 0 = off. It costs a double
-            backward per step. 0.1 with the noise on grid25 (``configs/sgan_grid25.yaml``) met the target in 19 of 19 runs over seeds 0 to 19 (seed 15 not run),
-            the recipe without it in 16 of 20 (BENCHMARKS.md, sixteenth round).
+            backward per step. 0.1 with the noise on grid25 (``configs/sgan_grid25.yaml``) met the target in 19 of 19
+            runs over seeds 0 to 19 (seed 15 not run), the recipe without it in 16 of 20 (BENCHMARKS.md, sixteenth
+            round).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
         lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
