@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,19 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def load_failure(e: BaseException) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused a file: for pickled code, the global it named
+    (torch's own message spans several lines and says so only in the middle)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    hit = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if hit:
+        return (f"it refers to {hit.group(1)}, which a weights file never holds (pickled code): refused, nothing in it "
+                "was run")
+    detail = text.split("WeightsUnpickler error:", 1)[-1]
+    line = next((ln.strip() for ln in detail.splitlines() if ln.strip()), "")
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
 
 
 def cache_dir() -> Path:

@@ -123,7 +123,7 @@ def load_domain_cnn(name: str) -> DomainExtractor:
         net = DomainCNN()
         net.load_state_dict(state, strict=True)
     except Exception as e:
-        raise ExtractorError(f"{name}: {path} does not load into DomainCNN: {str(e).splitlines()[0]}") from e
+        raise ExtractorError(f"{name}: {path} does not load into DomainCNN: {weights.load_failure(e)}") from e
     return DomainExtractor(name, net, entry["sha256"])
 
 
@@ -143,6 +143,16 @@ def inception_path(path: str | os.PathLike | None = None) -> Path:
         "with --inception-weights; offline, use a domain extractor such as fmnist-cnn.")
 
 
+def check_weights_only(path: Path, what: str) -> None:
+    """Refuse ``path`` unless it loads with ``torch.load(weights_only=True)``. torch-fidelity reads the Inception file
+    with a plain ``torch.load`` (which unpickles anything before torch 2.6); a file that passes this check references
+    no global beyond tensors and containers, so that second read runs no code either."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ExtractorError(f"{what}: {path} is not a plain weights file: {weights.load_failure(e)}") from e
+
+
 def load_extractor(name: str, inception_weights: str | None = None, antialias: bool = False) -> Extractor:
     """Build an extractor by name (``fmnist-cnn``, ``mnist-cnn``, ``inception``), verifying its file's sha256."""
     if name in ("fmnist-cnn", "mnist-cnn"):
@@ -153,6 +163,7 @@ def load_extractor(name: str, inception_weights: str | None = None, antialias: b
         if not digest.startswith(INCEPTION_SHA256_PREFIX):
             raise ExtractorError(f"inception: {path} has sha256 {digest[:16]}..., expected a hash starting with "
                                  f"{INCEPTION_SHA256_PREFIX}: corrupt or a different file")
+        check_weights_only(path, "inception")
         return InceptionExtractor(path, digest, antialias)
     from gan_zoo.registry import UnknownNameError
 
