@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from gan_zoo.cli import UserError, check_member, run_main
+from gan_zoo.cli import Parser, UserError, check_member, run_main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="evaluate.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", help="a training checkpoint (.ckpt) written by fit.py")
     src.add_argument("--pretrained", help="a pretrained zoo entry (see gan_zoo.list_pretrained())")
@@ -50,18 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_training_checkpoint(path: str, device: str = "cpu"):
     """``(model, data info, images seen)`` from a fit.py checkpoint, verified and in eval mode."""
-    from gan_zoo.checkpoint_io import CheckpointError, load_checkpoint
+    from gan_zoo.checkpoint_io import CheckpointError, first_line, load_checkpoint, load_matching_state
+    from gan_zoo.pretrained import recorded_data  # the data set's name and shape, never a directory
     from gan_zoo.registry import get_model_class
 
     ckpt = load_checkpoint(path)
     cls = get_model_class(ckpt["gan_zoo"]["model"])
     try:
         model = cls(**ckpt.get("hyper_parameters", {}))
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except (TypeError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path} does not match model {cls.model_name}: {str(e).splitlines()[0]}") from e
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build {cls.model_name} from its recorded hyperparameters: "
+                              f"{first_line(e)}") from e
+    load_matching_state(model, ckpt, str(path))
     model.restore_progress(int(ckpt["gan_zoo"].get("images_seen", 0)))
-    return model.to(device).eval(), dict(ckpt["gan_zoo"].get("data") or {}), model.images_seen
+    return model.to(device).eval(), recorded_data(ckpt["gan_zoo"].get("data")), model.images_seen
 
 
 def probe_classifier(data: str, extractor: str = "auto", device="cpu"):
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.data or data.get("name")
     if not name:
         raise UserError("the checkpoint does not say which data set it was trained on: pass --data")
-    kw = dict(data_dir=args.data_dir or data.get("data_dir"))
+    kw = dict(data_dir=args.data_dir)  # the user's (or $GAN_ZOO_DATA, the default root): a checkpoint names no paths
     if data.get("resolution"):
         kw.update(resolution=data["resolution"], channels=data["channels"], resize_mode=data.get("resize_mode", "resize"))
     dm = get_datamodule(name, **kw)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gan_zoo.cli import UserError, run_main
+from gan_zoo.cli import Parser, UserError, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = {"dcgan": "Radford et al. 2015", "lsgan": "Mao et al. 2016", "pggan": "Karras et al. 2017",
@@ -35,9 +35,9 @@ CI_N = 2000
 CI_RTOL = 0.03  # FID of 2,000 samples re-measured in CI must stay within 3 % of the recorded value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="export_pretrained.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="export_pretrained.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a run directory (its checkpoints/last.ckpt) or a training checkpoint file")
     p.add_argument("--name", help="entry name <model>.<tag>, e.g. dcgan.fmnist32")
     p.add_argument("--recipe", help="the YAML config the run was trained from (kept in configs/)")

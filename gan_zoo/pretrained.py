@@ -29,11 +29,12 @@ from typing import Any
 import torch
 
 from gan_zoo import weights
-from gan_zoo.checkpoint_io import CheckpointError, atomic_torch_save
+from gan_zoo.checkpoint_io import CheckpointError, atomic_torch_save, read_weights
 from gan_zoo.registry import UnknownNameError, get_model_class
 
 FORMAT = "gan_zoo.pretrained/1"
 MANIFEST = "zoo.json"
+DATA_FIELDS = ("name", "resolution", "channels", "resize_mode")  # all a file may say about its data: no paths
 REQUIRED_FIELDS = ("model", "file", "sha256", "size", "num_params", "hparams", "data", "resolution", "channels",
                    "images_seen", "metrics", "ci_check", "recipe", "versions", "license")
 
@@ -135,17 +136,15 @@ def _plain(obj):
 def read_export(path: str | os.PathLike) -> dict:
     """Read and validate an export file (``weights_only=True``); ``PretrainedError`` with the reason otherwise."""
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise PretrainedError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    payload = read_weights(path, "export", PretrainedError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise PretrainedError(f"{path} is not a gan_zoo pretrained export (format {found!r}, expected {FORMAT!r}); "
                               "a training checkpoint is exported with scripts/export_pretrained.py")
-    for key in ("model", "hparams", "state_dict"):
-        if key not in payload:
-            raise PretrainedError(f"{path} has no {key!r} entry")
+    for key, kind in (("model", str), ("hparams", dict), ("state_dict", dict)):
+        if not isinstance(payload.get(key), kind):
+            found = "no" if key not in payload else f"a {type(payload[key]).__name__} as its"
+            raise PretrainedError(f"{path} has {found} {key!r} entry (expected a {kind.__name__})")
     return payload
 
 
@@ -169,8 +168,14 @@ def build_from_export(payload: dict, source: str = "export"):
     if extra:
         raise PretrainedError(f"{source}: unexpected tensors for {cls.model_name}: {', '.join(extra[:5])}")
     model.restore_progress(int(payload.get("images_seen", 0)))
-    model.pretrained_meta = {"data": dict(payload.get("data") or {}), "images_seen": payload.get("images_seen", 0)}
+    model.pretrained_meta = {"data": recorded_data(payload.get("data")), "images_seen": payload.get("images_seen", 0)}
     return model.eval().requires_grad_(False)
+
+
+def recorded_data(data) -> dict:
+    """The data set a checkpoint or export says it was trained on, reduced to ``DATA_FIELDS``. Anything else (the
+    ``data_dir`` older checkpoints recorded) is dropped: where the data lives is the user's choice, never a file's."""
+    return {k: data[k] for k in DATA_FIELDS if k in data} if isinstance(data, dict) else {}
 
 
 def num_exported_params(model) -> int:

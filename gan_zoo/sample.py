@@ -16,12 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan_zoo.cli import UserError, check_member, run_main
+from gan_zoo.cli import Parser, UserError, check_member, run_main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sample.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> Parser:
+    p = Parser(prog="sample.py", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--pretrained", help="zoo entry name, or path of an exported .pt file")
     src.add_argument("--ckpt", help="a training checkpoint (.ckpt) written by fit.py")

@@ -160,7 +160,7 @@ def test_evaluate_fid_of_an_sgan_member(tmp_path):
     for member in (None, 1, 2):
         out_json = tmp_path / f"fid_{member}.json"
         argv = ["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "64", "--json",
-                str(out_json)]
+                str(out_json), "--data-dir", str(tmp_path / "data")]
         assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
         res = json.loads(out_json.read_text())
         assert res.get("member") == member and res["n_fake"] == 64 and res["extractor"] == "mnist-cnn"
