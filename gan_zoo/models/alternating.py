@@ -6,7 +6,9 @@ through D in separate forward passes (batch-norm statistics, minibatch discrimin
 
 Options from seed 003: instance noise annealed linearly to 0 (``instance_noise`` sigma at the start,
 ``instance_noise_images`` images to reach 0), minibatch discrimination and the nearest-neighbour generator live in
-the networks; balancing policies (seed 004) decide whether each step is applied.
+the networks; the balancing policies of the "Balancing the GAN game" post (``gan_zoo.balance``) decide whether each
+step is applied or how much L2 penalty D gets, reading D's and G's errors in the model's own terms
+(``balance_errors``, ``balance_g_error``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from torch import Tensor
 
 from gan_zoo.balance import make_balance_policy
 from gan_zoo.base import GANModule, InstanceNoise
-from gan_zoo.losses import bce_errors
 from gan_zoo.networks.factory import gan_networks
 
 
 class AlternatingGAN(InstanceNoise, GANModule):
     """One D step then one G step per batch, on DCGAN networks (images) or MLPs (vector data, the 2D toys).
-    Subclasses define ``d_loss`` and ``g_loss``."""
+    Subclasses define ``d_loss`` and ``g_loss``, and ``balance_errors`` and ``balance_g_error``: the errors the
+    balancing policies read, in BCE terms whatever the model's loss."""
 
     supports_vectors = True
 
@@ -47,6 +49,16 @@ class AlternatingGAN(InstanceNoise, GANModule):
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def balance_errors(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``(err_R, err_F) = (BCE(D(x), 1), BCE(D(G(z)), 0))``, batch means, with ``D`` this model's probability that
+        its input is real (what the ``margin`` policy reads)."""
+        raise NotImplementedError
+
+    def balance_g_error(self, fake_scores: Tensor, g_loss: Tensor) -> Tensor:
+        """G's error ``BCE(D(G(z)), 1)``, a batch mean, from the G step's scores and loss (what the ``l2`` policy
+        reads)."""
+        raise NotImplementedError
+
     # --- the loop ----------------------------------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> dict:
@@ -67,7 +79,7 @@ class AlternatingGAN(InstanceNoise, GANModule):
             loss_d = loss_d + penalty
         update_d, update_g = True, True
         if self.balance.needs_errors:
-            update_d, update_g = self.balance.decide(*bce_errors(s_real.detach(), s_fake.detach()))
+            update_d, update_g = self.balance.decide(*self.balance_errors(s_real.detach(), s_fake.detach()))
         if update_d:
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
@@ -75,14 +87,16 @@ class AlternatingGAN(InstanceNoise, GANModule):
 
         # G step: through the same fake, against the (updated) D; D's weights get no gradient
         self.discriminator.requires_grad_(False)
-        loss_g = self.g_loss(self.discriminator(self._d_input(fake, sigma)))
+        s_gen = self.discriminator(self._d_input(fake, sigma))
+        loss_g = self.g_loss(s_gen)
         if update_g:
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
             self.update_ema()
         self.discriminator.requires_grad_(True)
-        self.balance.observe_g_loss(loss_g)
+        if self.balance.needs_g_error:
+            self.balance.observe_g_loss(self.balance_g_error(s_gen.detach(), loss_g))
 
         self.count_images(n)
         logs = {"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),

@@ -1,10 +1,11 @@
-"""DCGAN (Radford et al. 2015) with the seed-003 options and the seed-004 balancing policies."""
+"""DCGAN (Radford et al. 2015) with the seed-003 options and the balancing policies of the "Balancing the GAN game"
+post."""
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from gan_zoo.losses import bce_d_loss, ns_g_loss
+from gan_zoo.losses import bce_d_loss, bce_errors, ns_g_loss
 from gan_zoo.models.alternating import AlternatingGAN
 from gan_zoo.registry import register_model
 
@@ -32,7 +33,8 @@ class DCGAN(AlternatingGAN):
         beta2: Adam beta2.
         instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
         instance_noise_images: images seen over which the instance noise anneals linearly to 0.
-        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D).
+        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D); they read D's errors
+            with ``D = sigmoid(s)``, as the "Balancing the GAN game" post defines them.
         balance_margin: margin of the "margin" policy.
         ema_decay: decay of the generator EMA used for sampling (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
@@ -62,3 +64,12 @@ class DCGAN(AlternatingGAN):
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return ns_g_loss(fake_scores)
+
+    def balance_errors(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``(softplus(-s(x)), softplus(s(G(z))))`` batch means: BCE with ``D = sigmoid(s)``, against the hard targets
+        1 and 0 whatever the label smoothing."""
+        return bce_errors(real_scores, fake_scores)
+
+    def balance_g_error(self, fake_scores: Tensor, g_loss: Tensor) -> Tensor:
+        """The non-saturating G loss itself: ``softplus(-s(G(z)))`` = ``BCE(D(G(z)), 1)``."""
+        return g_loss

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from gan_zoo.balance import lsgan_real_probability, probability_errors, probability_g_error
 from gan_zoo.losses import LSGAN_CODINGS, lsgan_d_loss, lsgan_g_loss
 from gan_zoo.models.alternating import AlternatingGAN
 from gan_zoo.registry import register_model
@@ -12,6 +13,14 @@ from gan_zoo.registry import register_model
 @register_model("lsgan")
 class LSGAN(AlternatingGAN):
     """LSGAN: D minimises ``0.5*(s(x)-b)^2 + 0.5*(s(G(z))-a)^2``, G minimises ``0.5*(s(G(z))-c)^2``.
+
+    The balancing policies read D's score ``s`` as the probability ``D = clamp((s - a) / (b - a), 0, 1)`` (LSGAN's
+    optimal D is this affine image of ``p_data / (p_data + p_g)``; see ``gan_zoo.balance.lsgan_real_probability``),
+    then the BCE errors of that probability, so both codings meet the "Balancing the GAN game" post's thresholds
+    where DCGAN does: at the equilibrium score ``(a + b) / 2`` every error is ``log 2``. For a batch of equal scores,
+    the ``l2`` bracket on G's error, ``[0.9, 1.3]``, is ``0.5*(a + (b - a) e^-f - c)^2`` for ``f`` = 0.9 and 1.3 in
+    G's own loss: ``[0.1761, 0.2646]`` for "01" (equilibrium 0.125) and ``[0.0175, 0.1035]`` for "pearson"
+    (equilibrium 0), where the raw loss never reaches the BCE bracket near the equilibrium.
 
     Args:
         channels: image channels (1 or 3).
@@ -32,7 +41,8 @@ class LSGAN(AlternatingGAN):
         beta2: Adam beta2.
         instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
         instance_noise_images: images seen over which the instance noise anneals linearly to 0.
-        balance: balancing policy, "none", "margin" or "l2" (both read D's scores as logits).
+        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D); both read D's scores
+            through the probability above.
         balance_margin: margin of the "margin" policy.
         ema_decay: decay of the generator EMA used for sampling (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
@@ -62,3 +72,12 @@ class LSGAN(AlternatingGAN):
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return lsgan_g_loss(fake_scores, self.c)
+
+    def balance_errors(self, real_scores: Tensor, fake_scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean -log D(x), mean -log(1 - D(G(z))))`` with ``D = clamp((s - a) / (b - a), 0, 1)``."""
+        return probability_errors(lsgan_real_probability(real_scores, self.a, self.b),
+                                  lsgan_real_probability(fake_scores, self.a, self.b))
+
+    def balance_g_error(self, fake_scores: Tensor, g_loss: Tensor) -> Tensor:
+        """``mean -log D(G(z))`` with ``D = clamp((s - a) / (b - a), 0, 1)`` (not G's least-squares loss)."""
+        return probability_g_error(lsgan_real_probability(fake_scores, self.a, self.b))
