@@ -297,6 +297,9 @@ class GANDataModule(L.LightningDataModule):
             raise ValueError("num_labeled must be >= 0")
         if num_labeled and not self.num_classes:
             raise ValueError(f"data set {self.name!r} has no labels: semi-supervised mode (num_labeled) needs labels")
+        if num_labeled % max(self.num_classes, 1):
+            raise ValueError(f"num_labeled must be a multiple of the {self.num_classes} classes (the labeled images "
+                             f"are balanced per class), got {num_labeled}")
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.num_labeled = int(num_labeled)
         self.labeled_batch_size = int(labeled_batch_size or batch_size)

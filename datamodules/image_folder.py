@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
+from datamodules.base import (DataError, DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
                               to_float)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
@@ -28,15 +28,19 @@ def decode_image(path: Path, resolution: int, channels: int, center_crop: int | 
     crop and an antialiased resize."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("L" if channels == 1 else "RGB")
-        w, h = im.size
-        side = min(center_crop or min(w, h), w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        if side != resolution:
-            im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
-        t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")  # decodes the whole file
+            w, h = im.size
+            side = min(center_crop or min(w, h), w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+            if side != resolution:
+                im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
+            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from e
     return t.view(resolution, resolution, channels).permute(2, 0, 1).contiguous()
 
 

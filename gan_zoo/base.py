@@ -13,6 +13,7 @@ Subclasses build ``self.generator`` (and whatever else they train), call ``init_
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 
 import lightning as L
@@ -49,12 +50,20 @@ class GANModule(L.LightningModule):
         g = torch.Generator().manual_seed(FIXED_NOISE_SEED)
         self.register_buffer("fixed_z", self.sample_latent(n_fixed_samples, generator=g), persistent=False)
 
+    def save_hyperparameters(self, *args, ignore=None, frame=None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters`` (of the calling ``__init__``), then ``check_hparams`` on them: a
+        learning rate, width or weight out of its range is a ``ValueError`` naming it, for every model."""
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame or inspect.currentframe().f_back,
+                                     logger=logger)
+        check_hparams(self.hparams)
+
     # --- latent space & sampling -------------------------------------------------------------------------------------
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """``n`` latent vectors; standard normal by default. Drawn on the CPU when ``generator`` is given."""
         if generator is not None:
-            return torch.randn(n, self.latent_dim, generator=generator).to(device or "cpu")
+            z = torch.randn(n, self.latent_dim, generator=generator)
+            return z if device is None else z.to(device)
         return torch.randn(n, self.latent_dim, device=device)
 
     @property
@@ -179,6 +188,51 @@ class GANModule(L.LightningModule):
             self.generator_ema.eval()  # the EMA generator never trains; keep its BN in inference mode
         return self
 
+    # --- memory ---------------------------------------------------------------------------------------------------
+
+    def training_memory(self, batch_size: int, activation_bytes: int = 4) -> int:
+        """Bytes a training step needs, estimated without allocating (call it on a model built under
+        ``torch.device("meta")``): 16 per trained parameter (fp32 weight, gradient, two Adam moments), 4 per frozen
+        one (the EMA generator), and the activations of one G forward and two D forwards on ``batch_size`` samples,
+        kept for the backward pass and matched by their gradients. Networks whose forward takes more than a batch
+        (a joint discriminator) add no activations: a lower bound, meant to refuse what cannot fit."""
+        trained = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        return 16 * trained + 4 * frozen + 2 * activation_bytes * self._activation_count(batch_size)
+
+    def _activation_count(self, batch_size: int) -> int:
+        count = [0]
+
+        def hook(module, inputs, output):
+            if torch.is_tensor(output):
+                count[0] += output.numel()
+
+        nets = [m for m in (getattr(self, "generator", None), getattr(self, "discriminator", None))
+                if isinstance(m, nn.Module)]
+        hooks = [m.register_forward_hook(hook) for net in nets for m in net.modules() if not list(m.children())]
+        try:
+            x = self.generator(self.sample_latent(batch_size, device=next(self.parameters()).device))
+            self.discriminator(x)
+            self.discriminator(x)
+        except Exception:  # a network that needs more than a batch: count what ran
+            pass
+        finally:
+            for h in hooks:
+                h.remove()
+        return count[0]
+
+    # --- resuming -----------------------------------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        # The optimizers as configure_optimizers built them from this run's hyperparameters, before a resumed fit
+        # loads the checkpoint's optimizer states (whose param groups carry the old learning rates).
+        self._configured_groups = [[{k: g[k] for k in OPTIMIZER_SETTINGS if k in g} for g in _inner(o).param_groups]
+                                   for o in self.trainer.optimizers]
+
+    def on_train_start(self) -> None:
+        self.resumed_optimizer_changes = apply_optimizer_settings(
+            [_inner(o) for o in self.trainer.optimizers], getattr(self, "_configured_groups", None))
+
     # --- pretrained export ----------------------------------------------------------------------------------------
 
     def export_modules(self) -> dict[str, nn.Module]:
@@ -206,13 +260,13 @@ class GANModule(L.LightningModule):
         }
 
     def _data_info(self) -> dict:
-        """What the model was trained on (for evaluation without the run's config)."""
+        """What the model was trained on (for evaluation without the run's config): the data set's name, resolution,
+        channels and resize mode. Never its directory: the user says where data lives, a checkpoint never does."""
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             return {}
         return {"name": dm.name, "resolution": dm.resolution, "channels": dm.channels,
-                "resize_mode": getattr(dm, "resize_mode", "resize"),
-                "data_dir": str(dm.data_dir) if getattr(dm, "data_dir", None) else None}
+                "resize_mode": getattr(dm, "resize_mode", "resize")}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gan_zoo")
@@ -334,6 +388,67 @@ class MemberSampling:
         self.check_member(member)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         return self.generate(self.sample_latent(n, generator=gen, device=self.device), member=member)
+
+
+OPTIMIZER_SETTINGS = ("lr", "betas", "eps", "weight_decay")  # what a run's hyperparameters set in a param group
+
+# Ranges of the hyperparameters several models share, checked by ``check_hparams`` wherever a model has them.
+POSITIVE = ("lr", "lr_d", "lr_e_mult", "adam_eps", "latent_dim", "ngf", "ndf", "nef", "hidden", "d_hidden",
+            "fmap_base", "fmap_max", "n_fixed_samples", "mu", "n_pairs", "phase_images", "d_steps",
+            "minibatch_kernel_dim", "mbstd_group")
+UNIT_INTERVAL = ("beta1", "beta2", "ema_decay", "d_ema_decay", "dropout", "d_dropout", "label_smoothing")  # [0, 1)
+NON_NEGATIVE = ("instance_noise", "instance_noise_images", "drift", "gp_weight", "gamma", "r1", "minibatch_kernels",
+                "unsup_weight")
+
+
+def check_hparams(hparams) -> None:
+    """``ValueError`` naming the first shared hyperparameter outside its range (``POSITIVE``: > 0,
+    ``UNIT_INTERVAL``: in [0, 1), ``NON_NEGATIVE``: >= 0); None (a default resolved later) passes."""
+    for name, value in hparams.items():
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if name in POSITIVE and not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+        if name in UNIT_INTERVAL and not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if name in NON_NEGATIVE and not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _inner(optimizer):
+    """The torch optimizer inside Lightning's ``LightningOptimizer`` wrapper."""
+    return getattr(optimizer, "optimizer", optimizer)
+
+
+def apply_optimizer_settings(optimizers, configured) -> list[str]:
+    """Set the learning rate, betas, eps and weight decay of every param group of ``optimizers`` to ``configured``
+    (per optimizer, per group, as ``configure_optimizers`` built them) where a restored state differs; the moments
+    and step counts stay restored. A group that keeps its base rate in ``initial_lr`` (a decaying schedule) gets the
+    new base there. Returns ``"optimizer i: lr 0.0002 -> 0.0001"`` for each change."""
+    changes: list[str] = []
+    if not configured or len(configured) != len(optimizers):
+        return changes
+    for i, (opt, groups) in enumerate(zip(optimizers, configured)):
+        if len(groups) != len(opt.param_groups):
+            continue
+        for group, fresh in zip(opt.param_groups, groups):
+            for key, value in fresh.items():
+                old = group.get("initial_lr", group[key]) if key == "lr" else group.get(key)
+                if _same(old, value):
+                    continue
+                changes.append(f"optimizer {i}: {key} {old} -> {value}")
+                group[key] = value
+                if key == "lr" and "initial_lr" in group:
+                    group["initial_lr"] = value
+    return changes
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return float(a) == float(b)
+    return a == b
 
 
 def adam_impl() -> dict:

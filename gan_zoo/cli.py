@@ -18,6 +18,14 @@ class UserError(Exception):
     """A mistake in the user's input: printed as one line, exit status 2, no traceback."""
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors (unknown option, bad value, missing argument) are ``UserError``: one
+    ``error:`` line and exit status 2 through ``run_main``, like every other bad input."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input (or a diverged fit) rather than a bug: one line, no traceback."""
     from datamodules.base import DataError
@@ -46,11 +54,21 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     try:
         return main(argv)
     except user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(e: BaseException) -> str:
+    """The message of a user error on one line. An error raised in a DataLoader worker reaches the main process
+    with the worker's traceback in its message: keep the error's own last line."""
+    message = str(e)
+    if "Original Traceback" in message:
+        last = [ln for ln in message.splitlines() if ln.strip()][-1]
+        message = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(message.split())
 
 
 def docstring_args(obj) -> dict[str, str]:

@@ -15,16 +15,21 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from gan_zoo.cli import UserError, add_hparams, read_config, run_main
+from gan_zoo.checkpoint_io import first_line
+from gan_zoo.cli import Parser, UserError, add_hparams, read_config, run_main
+from gan_zoo.loggers import LOGGERS
 
 DATA_LINKED = ("channels", "resolution", "num_classes", "data_dim")  # model arguments filled in from the data set
-LOGGERS = ("wandb", "tensorboard", "csv", "none")
 
 
 def _devices(value: str):
@@ -61,7 +66,7 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     from datamodules import list_datamodules
     from gan_zoo.registry import list_models
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fit.py", add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description=f"Train a GAN. Models: {', '.join(list_models())}. Data sets: {', '.join(list_datamodules())}.",
         epilog="Add --model NAME --help to list that model's hyperparameters.")
@@ -126,7 +131,8 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    """Two passes: find --model and --config first, then parse everything with that model's options."""
+    """Two passes: find --model and --config first, then parse everything with that model's options. A config's
+    values go through the same parser as the command line (types, choices, true/false flags), before it."""
     from gan_zoo.registry import get_model_class
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -138,15 +144,67 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if model_name:
         cls = get_model_class(model_name)
         hparam_names = add_hparams(parser, cls, set(DATA_LINKED), f"{cls.model_name} hyperparameters")
-    valid = {a.dest for a in parser._actions}
-    unknown = sorted(set(config) - valid)
-    if unknown:
-        raise UserError(f"unknown option(s) in {pre.config}: {', '.join(unknown)}")
-    parser.set_defaults(**config)
-    args = parser.parse_args(argv)
+    from_config = config_argv(parser, config, pre.config) if config else []
+    if from_config:
+        try:
+            parser.parse_args(from_config)
+        except UserError as e:
+            raise UserError(f"config {pre.config}: {e}") from e
+    args = parser.parse_args(from_config + argv)
     if not args.model:
-        parser.error("the following argument is required: --model")
+        raise UserError("the following argument is required: --model")
+    check_options(args)
     return args, hparam_names
+
+
+def config_argv(parser: argparse.ArgumentParser, config: dict, path: str) -> list[str]:
+    """The command-line tokens a config mapping stands for (``lr: 0.001`` -> ``--lr 0.001``, ``progress_bar: false``
+    -> ``--no-progress-bar``); null keeps the default. Unknown names, lists where one value belongs and anything but
+    true/false for a flag are errors naming the option."""
+    actions = {a.dest: a for a in reversed(parser._actions) if a.option_strings}
+    unknown = sorted(set(config) - set(actions) - {"config"})
+    if unknown:
+        raise UserError(f"unknown option(s) in {path}: {', '.join(unknown)}")
+    tokens: list[str] = []
+    for key, value in config.items():
+        if key == "config" or value is None:
+            continue
+        action = actions[key]
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                raise UserError(f"config {path}: {key} must be true or false, got {value!r}")
+            tokens.append(flag if value else "--no-" + flag[2:])
+        elif key == "devices" and isinstance(value, list) and all(isinstance(v, int) for v in value):
+            tokens += [flag, ",".join(map(str, value))]
+        elif isinstance(value, (list, dict)):
+            raise UserError(f"config {path}: {key} takes one value, got a {type(value).__name__}: {value!r}")
+        else:
+            tokens += [flag, str(value)]
+    return tokens
+
+
+POSITIVE_OPTIONS = ("max_images", "max_epochs", "batch_size", "metric_samples", "log_every_n_steps")
+NON_NEGATIVE_OPTIONS = ("num_workers", "num_labeled", "metrics_every_images", "ckpt_every_images",
+                        "snapshot_every_images", "sample_every_images")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """``UserError`` naming the first fit option outside its range."""
+    for name in POSITIVE_OPTIONS:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    for name in NON_NEGATIVE_OPTIONS:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    if args.channels is not None and args.channels not in (1, 3):
+        raise UserError(f"--channels must be 1 (grey) or 3 (RGB), got {args.channels}")
+    if args.resolution is not None and args.resolution < 4:
+        raise UserError(f"--resolution must be at least 4, got {args.resolution}")
+    if args.limit_train_batches is not None and args.limit_train_batches <= 0:
+        raise UserError(f"--limit-train-batches must be positive, got {args.limit_train_batches}")
 
 
 def metric_callbacks(args, dm, out: Path, model=None) -> list:
@@ -199,63 +257,6 @@ def metric_callbacks(args, dm, out: Path, model=None) -> list:
                          inception_weights=args.inception_weights)] + probe
 
 
-def make_logger(args, out: Path):
-    """The logger named by ``--logger``; W&B goes offline (with a hint how to sync) when no credentials exist."""
-    if args.logger == "none":
-        return False
-    if args.logger == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        _keep_earlier_csv(out / "logs")
-        return CSVLogger(str(out), name="logs", version="")
-    if args.logger == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        return TensorBoardLogger(str(out), name="tensorboard", version="")
-    from lightning.pytorch.loggers import WandbLogger
-
-    mode = os.environ.get("WANDB_MODE")
-    if mode is None and not _wandb_credentials():
-        mode = "offline"
-        print(f"W&B: no credentials found, logging offline under {out / 'wandb'}; upload later with "
-              f"`wandb sync {out / 'wandb'}/offline-run-*`", file=sys.stderr)
-    logger = WandbLogger(project=args.project, name=out.name, save_dir=str(out), mode=mode)
-    return logger
-
-
-def _keep_earlier_csv(logs: Path) -> None:
-    """Lightning's CSV logger starts ``metrics.csv`` afresh, deleting what an earlier run into the same ``--out``
-    wrote (a resumed run would lose the metrics of its first part). Move that file aside as ``metrics.<k>.csv``, ``k``
-    counting the earlier parts in order, so ``metrics.csv`` is always the latest part and nothing is lost."""
-    current = logs / "metrics.csv"
-    if not current.is_file() or current.stat().st_size == 0:
-        return
-    k = 1
-    while (logs / f"metrics.{k}.csv").exists():
-        k += 1
-    current.rename(logs / f"metrics.{k}.csv")
-    print(f"csv logger: the earlier run's metrics kept as {logs / f'metrics.{k}.csv'}", file=sys.stderr)
-
-
-def _finish_logger(logger) -> None:
-    """Close a W&B run so its files (summary, history) are complete, also when several fits share a process."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    if isinstance(logger, WandbLogger) and logger._experiment is not None:
-        logger.experiment.finish()
-
-
-def _wandb_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        import netrc
-
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args, hparam_names = parse_args(argv)
 
@@ -270,37 +271,50 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --metric-samples
 
     from datamodules import get_datamodule, get_datamodule_class
+    from gan_zoo.base import check_hparams
     from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
+    from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
     from gan_zoo.callbacks.divergence import DivergenceGuard
-    from gan_zoo.checkpoint_io import AtomicCheckpointIO, load_checkpoint
+    from gan_zoo.checkpoint_io import AtomicCheckpointIO, hparam_differences, load_checkpoint, load_matching_state
+    from gan_zoo.loggers import finish_logger, keep_earlier_csv, make_logger
     from gan_zoo.registry import get_model_class
 
     cls = get_model_class(args.model)
     out = Path(args.out or f"runs/{cls.model_name}-{args.data}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a directory")
 
     # Resolve the checkpoint before anything slow, so a bad path fails at once.
-    ckpt_path = None
+    ckpt_path, ckpt = None, None
     if args.ckpt_path:
         ckpt_path = out / "checkpoints" / "last.ckpt" if args.ckpt_path == "last" else Path(args.ckpt_path)
         if args.ckpt_path == "last" and not ckpt_path.is_file():
             raise UserError(f"--ckpt-path last: no checkpoint at {ckpt_path} (give the same --out as the run to resume)")
-        load_checkpoint(ckpt_path, model_name=cls.model_name)
+        ckpt = load_checkpoint(ckpt_path, model_name=cls.model_name, resume=True)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
     resolution = args.resolution
     dm_cls = get_datamodule_class(args.data)
     if resolution is None and dm_cls.is_image and hasattr(cls, "resolve_resolution"):
         resolution = cls.resolve_resolution(dm_cls.native_resolution)  # e.g. PGGAN: 28x28 data trains at 32x32
-    batch_size = args.batch_size or getattr(cls, "default_batch_size", 64)
+    batch_size = args.batch_size if args.batch_size is not None else getattr(cls, "default_batch_size", 64)
     num_labeled = args.num_labeled if args.num_labeled is not None else getattr(cls, "default_num_labeled", 0)
-    dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
-                        batch_size=batch_size, num_workers=args.num_workers, seed=args.seed,
-                        num_labeled=num_labeled, resize_mode=args.resize_mode, download=args.download)
+    try:
+        dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
+                            batch_size=batch_size, num_workers=args.num_workers, seed=args.seed,
+                            num_labeled=num_labeled, resize_mode=args.resize_mode, download=args.download)
+    except ValueError as e:
+        raise UserError(f"{args.data}: {e}") from e
     dm.prepare_data()  # finds the files now: a missing data set is reported before the model is built
     if not dm.is_image and not getattr(cls, "supports_vectors", False):
         raise UserError(f"model {cls.model_name!r} works on images; {args.data!r} is a 2D toy data set")
     if dm.is_image and not getattr(cls, "supports_images", True):
         raise UserError(f"model {cls.model_name!r} works on 2D toy data, not on images ({args.data!r})")
+    if num_labeled:
+        try:
+            dm.labeled_indices()
+        except ValueError as e:
+            raise UserError(f"--num-labeled {num_labeled}: {e}") from e
 
     hparams = {n: getattr(args, n) for n in hparam_names}
     linked = {"channels": dm.channels, "resolution": dm.resolution, "num_classes": dm.num_classes,
@@ -308,9 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     accepted = set(inspect.signature(cls.__init__).parameters)
     hparams.update({k: v for k, v in linked.items() if k in accepted})
     try:
+        check_hparams(hparams)
+        check_memory(cls, hparams, batch_size, args)
         model = cls(**hparams)
     except ValueError as e:
         raise UserError(f"{cls.model_name}: {e}") from e
+    if ckpt is not None:
+        load_matching_state(model, ckpt, str(ckpt_path))
+        changed = hparam_differences(ckpt.get("hyper_parameters") or {}, dict(model.hparams))
+        if changed:
+            print(f"resuming {ckpt_path} with changed hyperparameters: {changed}; the optimizers take this run's "
+                  "learning rates and betas (their moments come from the checkpoint)", file=sys.stderr)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)  # 4D parameters and buffers only; a checkpoint loads either way
     if args.compile:
@@ -323,17 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass
         max_images = getattr(model, "default_max_images", None)
         max_epochs = None if max_images else 1
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = {k: v for k, v in vars(args).items() if k != "config"}
     args.strategy = resolve_strategy(args.strategy, args.accelerator, args.devices)
-    resolved.update(strategy=args.strategy, model=cls.model_name, max_images=max_images, max_epochs=max_epochs,
-                    resolution=dm.resolution,
-                    channels=dm.channels, batch_size=batch_size, num_labeled=num_labeled)
-    (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
+    signals = SignalCatcher()
+    checkpoints = ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images,
+                                   max_images, signals=signals)
     callbacks = [  # the guard first: a non-finite loss stops the fit before that batch's checkpoint
         DivergenceGuard(out / "checkpoints" / "last.ckpt"),
-        ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images, max_images),
+        checkpoints,
     ]
     if dm.is_image:
         callbacks.append(SampleGrid(out / "samples", args.sample_every_images))
@@ -341,28 +360,132 @@ def main(argv: list[str] | None = None) -> int:
     callbacks += getattr(model, "default_callbacks", lambda dm, out: [])(dm, out)
     if args.progress_bar:
         callbacks.append(ImagesProgressBar())
-    logger = make_logger(args, out)
-    trainer = L.Trainer(
-        max_epochs=max_epochs if max_epochs is not None else -1,
-        limit_train_batches=args.limit_train_batches, accelerator=args.accelerator, devices=args.devices,
-        strategy=args.strategy, precision=args.precision, logger=logger, callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], enable_checkpointing=False, enable_progress_bar=args.progress_bar,
-        enable_model_summary=False, log_every_n_steps=args.log_every_n_steps, default_root_dir=str(out),
-        num_sanity_val_steps=0)
-    if logger:
-        logger.log_hyperparams({f"run/{k}": v for k, v in resolved.items() if k not in hparams})
-    if trainer.is_global_zero:
-        print(f"{cls.model_name} on {dm.describe()} -> {out}", file=sys.stderr)
+    logger = make_logger(args.logger, out, args.project)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    finally:
-        _finish_logger(logger)
+        trainer = L.Trainer(
+            max_epochs=max_epochs if max_epochs is not None else -1,
+            limit_train_batches=args.limit_train_batches, accelerator=args.accelerator, devices=args.devices,
+            strategy=args.strategy, precision=args.precision, logger=logger, callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()], enable_checkpointing=False, enable_progress_bar=args.progress_bar,
+            enable_model_summary=False, log_every_n_steps=args.log_every_n_steps, default_root_dir=str(out),
+            num_sanity_val_steps=0)
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        raise UserError(f"cannot set up the trainer: {first_line(e)}") from e
+
+    # Everything is checked: only now does the run directory appear.
+    created = not out.exists()
+    resolved = {k: v for k, v in vars(args).items() if k != "config"}
+    resolved.update(out=str(out), strategy=args.strategy, model=cls.model_name, max_images=max_images,
+                    max_epochs=max_epochs, resolution=dm.resolution, channels=dm.channels, batch_size=batch_size,
+                    num_labeled=num_labeled)
+    if isinstance(resolved["devices"], list):
+        resolved["devices"] = ",".join(map(str, resolved["devices"]))
+    try:
+        if trainer.is_global_zero:
+            write_run_config(out, resolved)
+            if args.logger == "csv":
+                keep_earlier_csv(out / "logs")
+        if logger:
+            logger.log_hyperparams({f"run/{k}": v for k, v in resolved.items() if k not in hparams})
+        if trainer.is_global_zero:
+            print(f"{cls.model_name} on {dm.describe()} -> {out}", file=sys.stderr)
+        try:
+            with signals:
+                trainer.fit(model, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        finally:
+            finish_logger(logger)
+        if signals.requested is not None:  # arrived while the final checkpoint was being written
+            raise FitInterrupted(signals.requested)
+    except FitInterrupted as e:
+        if created and not checkpoints.training_started and trainer.is_global_zero:
+            shutil.rmtree(out, ignore_errors=True)
+        if trainer.is_global_zero:
+            print(interrupted_message(e, checkpoints, out), file=sys.stderr)
+        return e.exit_status
+    except BaseException:
+        if created and not checkpoints.training_started and trainer.is_global_zero:
+            shutil.rmtree(out, ignore_errors=True)  # bad input found late: no half-made run directory
+        raise
     if trainer.is_global_zero:
         print(f"done: {model.images_seen} images seen; checkpoint {out / 'checkpoints' / 'last.ckpt'}"
               + (f"; samples {out / 'samples' / 'final.png'}" if dm.is_image else ""), file=sys.stderr)
-    if trainer.interrupted:
-        return 130
     return 0
+
+
+def write_run_config(out: Path, resolved: dict) -> None:
+    """Create the run directory and write ``config.yaml`` (atomically); an unusable ``--out`` is a ``UserError``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".config.yaml.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(resolved, sort_keys=False))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / "config.yaml")
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write the run directory: {e.strerror or e}") from e
+
+
+def interrupted_message(e, checkpoints, out: Path) -> str:
+    """One line: which signal, what was saved, and the command that resumes the fit."""
+    from gan_zoo.callbacks.checkpoint import FitInterrupted  # noqa: F401  (type of e)
+
+    name = signal.Signals(e.signum).name
+    resume = f"resume with: {command_name()} --config {out / 'config.yaml'} --ckpt-path last"
+    if e.checkpoint is not None:
+        return f"interrupted by {name} at {e.images_seen} images seen: wrote {e.checkpoint}; {resume}"
+    if not checkpoints.training_started:
+        return f"interrupted by {name} before training started; nothing was saved"
+    last = checkpoints.last_path
+    if checkpoints.training_ended:
+        return f"interrupted by {name} after training (during the end-of-fit metrics); {last} is complete"
+    if last.is_file():
+        return f"interrupted by {name} mid-step (a second signal); the last checkpoint is {last}; {resume}"
+    return f"interrupted by {name} mid-step (a second signal) before the first checkpoint; nothing was saved"
+
+
+def command_name() -> str:
+    """How this process was started, for the commands messages suggest (``python scripts/fit.py``)."""
+    prog = sys.argv[0] if sys.argv and sys.argv[0] else "scripts/fit.py"
+    return f"python {prog}" if prog.endswith(".py") else Path(prog).name
+
+
+def check_memory(cls, hparams: dict, batch_size: int, args) -> None:
+    """Refuse, before allocating anything, a model whose training step cannot fit in this machine's memory
+    (``GANModule.training_memory`` on a copy built on the meta device, against the free memory of the GPU or
+    the available RAM)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            need = cls(**hparams).training_memory(batch_size, 2 if "16" in str(args.precision) else 4)
+    except ValueError:
+        raise
+    except Exception:  # a model that cannot be built on the meta device is built for real and not estimated
+        return
+    have, where = available_memory(args.accelerator)
+    if have and need > have:
+        gib = 2 ** 30
+        raise ValueError(f"training at resolution {hparams.get('resolution')} with batch size {batch_size} needs "
+                         f"at least {need / gib:.1f} GiB (weights, gradients, Adam moments and activations, "
+                         f"estimated), more than the {have / gib:.1f} GiB of {where}; use a smaller --resolution, "
+                         "--batch-size or network width")
+
+
+def available_memory(accelerator: str) -> tuple[int, str]:
+    """``(bytes, what)``: the free memory of the first GPU where the fit would use one, else the RAM the kernel
+    reports as available; ``(0, "")`` where neither can be read."""
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return free, "free GPU memory"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024, "available RAM"
+    except OSError:
+        pass
+    return 0, ""
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=50, help="steps between measurements")
     p.add_argument("--n-test", type=int, default=2000, help="test images the pairing gap is measured on")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="directory searched first for the data set the model was "
+                   "trained on (then $GAN_ZOO_DATA, the default root)")
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     if min(args.steps, args.every, args.batch_size, args.n_test) < 1:
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(model, "encode"):
         raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for bigan and bigbigan")
     dm = get_datamodule(data["name"], resolution=data["resolution"], channels=data["channels"],
-                        resize_mode=data.get("resize_mode", "resize"), data_dir=data.get("data_dir"))
+                        resize_mode=data.get("resize_mode", "resize"), data_dir=args.data_dir)
     dm.prepare_data()
     x_train, _ = dm.split("train")
     x_test = dm.split("test")[0][: args.n_test]

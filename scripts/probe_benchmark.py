@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--ckpt", action="append", required=True)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--n-train", type=int, default=None, help="probe training images (default: the train split)")
+    p.add_argument("--data-dir", default=None, help="directory searched first for the data set the models were "
+                   "trained on (then $GAN_ZOO_DATA, the default root)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     rows, dm = [], None
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
         ns = argparse.Namespace(ckpt=path, pretrained=None, device=args.device)
         model, data, seen = load_model(ns)
         dm = get_datamodule(data["name"], resolution=data["resolution"], channels=data["channels"],
-                            resize_mode=data.get("resize_mode", "resize"), data_dir=data.get("data_dir"))
+                            resize_mode=data.get("resize_mode", "resize"), data_dir=args.data_dir)
         dm.prepare_data()
         t0 = time.perf_counter()
         trained = probe_model(model, dm, args.n_train, device=args.device, nearest_neighbour=True)

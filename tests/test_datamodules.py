@@ -1,6 +1,7 @@
 """DataModules on the real Fashion-MNIST files and on small files written here in torchvision's formats."""
 
 import gzip
+import hashlib
 import pickle
 import struct
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import DataNotFoundError, ResumableLoader, get_datamodule, list_datamodules
+from datamodules import DataError, DataNotFoundError, ResumableLoader, get_datamodule, list_datamodules
 from datamodules.base import balanced_labeled_indices, to_uint8_images
 from gan_zoo.registry import UnknownNameError
 from tests.conftest import needs_fmnist
@@ -104,21 +105,74 @@ def test_corrupt_idx_file_is_refused(tmp_path):
         get_datamodule("mnist", data_dir=str(tmp_path)).split("train")
 
 
-def test_cifar10_from_torchvision_pickles(tmp_path):
+def _py2_str(b: bytes) -> bytes:
+    """A Python 2 ``str`` in a protocol-2 pickle (SHORT_BINSTRING / BINSTRING)."""
+    return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+
+def py2_cifar_pickle(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch as the original files hold it: Python 2's cPickle (protocol 2) of numpy's ``ndarray.__reduce__``
+    (``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``), with ``str`` keys and raw data."""
+    n = len(data)
+    arr = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R("
+           + b"K\x01J" + struct.pack("<i", n) + b"J" + struct.pack("<i", 3072) + b"\x86"
+           + b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R(K\x03" + _py2_str(b"|")
+           + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89" + _py2_str(data.astype(np.uint8).tobytes()) + b"tb")
+    ints = b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
+    names = b"](" + b"".join(_py2_str(f"img_{i}.png".encode()) for i in range(n)) + b"e"
+    return (b"\x80\x02}q\x01(" + _py2_str(b"data") + arr + _py2_str(b"labels") + ints + _py2_str(b"batch_label")
+            + _py2_str(b"training batch") + _py2_str(b"filenames") + names + b"u.")
+
+
+def write_cifar(root, n_train=6, n_test=4, seed=0, py2=False) -> dict[str, str]:
+    """Small CIFAR-10 batch files in torchvision's layout (``root/cifar-10-batches-py``); returns their md5s, which
+    tests put in ``datamodules.cifar10.MD5`` in place of the real files' (``trust_cifar``)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    md5 = {}
+    for name, n in [(f"data_batch_{i}", n_train) for i in range(1, 6)] + [("test_batch", n_test)]:
+        data, labels = rng.integers(0, 256, (n, 3072), dtype=np.uint8), [i % 10 for i in range(n)]
+        blob = py2_cifar_pickle(data, labels) if py2 else pickle.dumps({"data": data, "labels": labels})
+        (folder / name).write_bytes(blob)
+        md5[name] = hashlib.md5(blob).hexdigest()
+    return md5
+
+
+def trust_cifar(monkeypatch, md5: dict[str, str]) -> None:
+    import datamodules.cifar10
+
+    monkeypatch.setattr(datamodules.cifar10, "MD5", dict(md5))
+
+
+@pytest.mark.parametrize("py2", [False, True])
+def test_cifar10_from_torchvision_pickles(tmp_path, monkeypatch, py2):
+    trust_cifar(monkeypatch, write_cifar(tmp_path, py2=py2))
     folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, n in [(f"data_batch_{i}", 6) for i in range(1, 6)] + [("test_batch", 4)]:
-        entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": list(range(n))}
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f)
     dm = get_datamodule("cifar10", data_dir=str(tmp_path), batch_size=4)
     x, y = dm.split("train")
     assert x.shape == (30, 3, 32, 32) and dm.split("test")[0].shape == (4, 3, 32, 32)
+    assert y.tolist() == [i % 10 for i in range(6)] * 5
     with open(folder / "data_batch_1", "rb") as f:
-        first = pickle.load(f)["data"][0]
+        first = pickle.load(f, encoding="latin1")["data"][0]
     assert torch.equal(x[0], torch.from_numpy(first.reshape(3, 32, 32)))
     assert get_datamodule("cifar10", data_dir=str(tmp_path), channels=1).split("test")[0].shape == (4, 1, 32, 32)
+
+
+def test_cifar10_refuses_a_wrong_md5_and_a_malformed_batch(tmp_path, monkeypatch):
+    from datamodules.cifar10 import MD5
+
+    md5 = write_cifar(tmp_path)
+    with pytest.raises(DataError) as e:  # the real checksums: these small files are not CIFAR-10's
+        get_datamodule("cifar10", data_dir=str(tmp_path)).split("train")
+    msg = str(e.value)
+    assert "data_batch_1 has md5 " + md5["data_batch_1"] in msg and "expected " + MD5["data_batch_1"] in msg
+    assert "cifar-10-python.tar.gz" in msg and "\n" not in msg
+    blob = pickle.dumps({"data": np.zeros((6, 3072), np.float32), "labels": list(range(6))})
+    (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(blob)
+    trust_cifar(monkeypatch, {**md5, "data_batch_2": hashlib.md5(blob).hexdigest()})
+    with pytest.raises(DataError, match=r"data_batch_2 is not a CIFAR-10 batch"):
+        get_datamodule("cifar10", data_dir=str(tmp_path)).split("train")
 
 
 def _write_pngs(folder, n, size=(20, 24), color=(255, 0, 0)):

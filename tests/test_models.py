@@ -7,6 +7,7 @@ import torch
 from torch.testing import assert_close
 
 import gan_zoo
+from gan_zoo.balance import BalancePolicy
 from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
 
 ALTERNATING = ["dcgan", "lsgan"]
@@ -47,7 +48,7 @@ def test_instance_noise_anneals_linearly_to_zero():
         assert model.noise_sigma() == pytest.approx(sigma)
 
 
-class _ForcedPolicy(torch.nn.Module):
+class _ForcedPolicy(BalancePolicy):
     needs_errors = True
 
     def __init__(self, decision):
@@ -56,12 +57,6 @@ class _ForcedPolicy(torch.nn.Module):
 
     def decide(self, err_real, err_fake):
         return self.decision
-
-    def d_penalty(self, params):
-        return None
-
-    def observe_g_loss(self, g_loss):
-        pass
 
 
 @pytest.mark.parametrize("decision", [(False, True), (True, False)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 
@@ -32,11 +34,13 @@ class DivergenceGuard(L.Callback):
         bad = ", ".join(f"{k} = {float(v.reshape(-1)[0])}" for k, v in losses.items() if not torch.isfinite(v).all())
         where = (f"batch {batch_idx} of epoch {trainer.current_epoch} "
                  f"({getattr(pl_module, 'images_seen', 0)} images seen)")
-        hint = ""
-        if self.last_checkpoint is not None:
-            from pathlib import Path
+        raise DivergenceError(f"training diverged: {bad} at {where}{last_good_hint(self.last_checkpoint)}")
 
-            p = Path(self.last_checkpoint)
-            hint = (f"; the last good checkpoint is {p} (resume with --ckpt-path, e.g. at a lower learning rate)"
-                    if p.is_file() else "; no checkpoint had been written yet")
-        raise DivergenceError(f"training diverged: {bad} at {where}{hint}")
+
+def last_good_hint(last_checkpoint) -> str:
+    """``; the last good checkpoint is ... (resume with --ckpt-path ...)``, or that none was written yet."""
+    if last_checkpoint is None:
+        return ""
+    p = Path(last_checkpoint)
+    return (f"; the last good checkpoint is {p} (resume with --ckpt-path, e.g. at a lower learning rate)"
+            if p.is_file() else "; no checkpoint had been written yet")

@@ -1,0 +1,112 @@
+"""The loggers ``fit.py`` offers (``--logger wandb|tensorboard|csv|none``), set up so a run's logs survive a kill and
+a resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+LOGGERS = ("wandb", "tensorboard", "csv", "none")
+
+
+class _DurableWriter(ExperimentWriter):
+    """Lightning's CSV writer, with the file rewritten atomically when a new column appears (Lightning truncates it
+    and writes it again: a kill in between loses every row)."""
+
+
+    def _check_log_dir_exists(self) -> None:
+        # Lightning warns that earlier files "will be deleted"; keep_earlier_csv has already moved them aside.
+        pass
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        path = Path(self.metrics_file_path)
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fieldnames)
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+class DurableCSVLogger(CSVLogger):
+    """A CSV logger that writes each row to ``metrics.csv`` when it is logged (Lightning's buffers 100 steps, which a
+    kill loses) and never leaves a truncated file. Rows are logged every ``--log-every-n-steps`` steps, so the cost
+    is one small append per logged step."""
+
+    def __init__(self, save_dir: str, name: str = "logs", version: str = ""):
+        super().__init__(save_dir, name=name, version=version, flush_logs_every_n_steps=1)
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _DurableWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def make_logger(name: str, out: Path, project: str = "gan_zoo"):
+    """The logger called ``name`` (one of ``LOGGERS``) writing under the run directory ``out``; W&B goes offline
+    (with a hint how to sync) when no credentials exist. Creates nothing on disk until something is logged (a CSV
+    log resumed into the same directory: call ``keep_earlier_csv`` first)."""
+    if name == "none":
+        return False
+    if name == "csv":  # call keep_earlier_csv(out / "logs") before the first row
+        return DurableCSVLogger(str(out), name="logs", version="")
+    if name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(out), name="tensorboard", version="")
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = os.environ.get("WANDB_MODE")
+    if mode is None and not _wandb_credentials():
+        mode = "offline"
+        print(f"W&B: no credentials found, logging offline under {out / 'wandb'}; upload later with "
+              f"`wandb sync {out / 'wandb'}/offline-run-*`", file=sys.stderr)
+    return WandbLogger(project=project, name=out.name, save_dir=str(out), mode=mode)
+
+
+def keep_earlier_csv(logs: Path) -> None:
+    """Lightning's CSV logger starts ``metrics.csv`` afresh, deleting what an earlier run into the same ``--out``
+    wrote (a resumed run would lose the metrics of its first part). Move that file aside as ``metrics.<k>.csv``, ``k``
+    counting the earlier parts in order, so ``metrics.csv`` is always the latest part and nothing is lost."""
+    current = logs / "metrics.csv"
+    if not current.is_file() or current.stat().st_size == 0:
+        return
+    k = 1
+    while (logs / f"metrics.{k}.csv").exists():
+        k += 1
+    current.rename(logs / f"metrics.{k}.csv")
+    print(f"csv logger: the earlier run's metrics kept as {logs / f'metrics.{k}.csv'}", file=sys.stderr)
+
+
+def finish_logger(logger) -> None:
+    """Close a W&B run so its files (summary, history) are complete, also when several fits share a process."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger) and logger._experiment is not None:
+        logger.experiment.finish()
+
+
+def _wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import netrc
+
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
