@@ -189,3 +189,40 @@ def test_a_ddp_checkpoint_resumes_on_one_device_and_the_reverse(tmp_path, first,
         strategy = yaml.safe_load((run / "config.yaml").read_text())["strategy"]
         assert strategy == ("gan_ddp" if mode == "ddp" else "auto")
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_matches(tmp_path, sig, status):
+    write_mnist(tmp_path / "data", n_train=480)
+    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+              str(tmp_path / "data"), "--logger", "csv", "--log-every-n-steps", "1", "--seed", "3",
+              "--max-images", "4800", "--ckpt-every-images", "4800", *SMALL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([*common, "--out", str(tmp_path / "full")], capture_output=True, text=True, env=env)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen([*common, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not list(run.rglob("metrics.csv")):
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err[-2000:]
+    last = run / "checkpoints" / "last.ckpt"
+    lines = [line for line in err.splitlines() if "last.ckpt" in line]
+    assert lines and "--ckpt-path last" in lines[-1], err[-2000:]
+    seen = load_checkpoint(last)["gan_zoo"]["images_seen"]
+    assert 0 < seen < 4800, "the signal arrived after the fit ended"
+
+    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert b["gan_zoo"]["images_seen"] == 4800
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
