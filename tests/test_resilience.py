@@ -226,3 +226,16 @@ def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_match
     assert b["gan_zoo"]["images_seen"] == 4800
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_a_resumed_fit_removes_the_temporary_a_killed_write_left(tmp_path):
+    from tests.test_fit import main
+    write_mnist(tmp_path / "data", n_train=64)
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+              "--out", str(tmp_path / "run"), *SMALL]
+    assert main([*common, "--max-images", "32"]) == 0
+    stale = tmp_path / "run" / "checkpoints" / ".last.ckpt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert main([*common, "--max-images", "64", "--ckpt-path", "last"]) == 0
+    assert not stale.exists()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["gan_zoo"]["images_seen"] == 64
