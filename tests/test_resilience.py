@@ -239,3 +239,17 @@ def test_a_resumed_fit_removes_the_temporary_a_killed_write_left(tmp_path):
     assert main([*common, "--max-images", "64", "--ckpt-path", "last"]) == 0
     assert not stale.exists()
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["gan_zoo"]["images_seen"] == 64
+
+
+def test_a_resumed_fit_applies_and_records_a_new_learning_rate(tmp_path):
+    from tests.test_fit import main
+    write_mnist(tmp_path / "data", n_train=64)
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+              "--out", str(tmp_path / "run"), *SMALL]
+    assert main([*common, "--max-images", "32"]) == 0
+    assert main([*common, "--max-images", "64", "--ckpt-path", "last", "--lr", "0.000123"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    lrs = [g["lr"] for state in ckpt["optimizer_states"] for g in state["param_groups"]]
+    assert lrs == [0.000123, 0.000123]
+    assert ckpt["hyper_parameters"]["lr"] == 0.000123
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr"] == 0.000123
