@@ -253,3 +253,19 @@ def test_a_resumed_fit_applies_and_records_a_new_learning_rate(tmp_path):
     assert lrs == [0.000123, 0.000123]
     assert ckpt["hyper_parameters"]["lr"] == 0.000123
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["lr"] == 0.000123
+
+
+def test_a_diverging_resume_is_refused_with_the_non_finite_names_and_keeps_the_good_checkpoint(tmp_path, capsys):
+    from tests.test_fit import main
+    write_mnist(tmp_path / "data", n_train=64)
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--logger", "none",
+              "--out", str(tmp_path / "run"), *SMALL]
+    assert main([*common, "--max-images", "32"]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+    capsys.readouterr()
+    assert cli([*common, "--max-images", "64", "--ckpt-path", "last", "--lr", "1e10"]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged: non-finite values in" in err and "Traceback" not in err, err
+    assert f"the last good checkpoint is {last}" in err
+    assert last.read_bytes() == good
