@@ -19,6 +19,19 @@ from tests.test_fit import SMALL
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def resume_and_compare(common, run, full, env):
+    """Resume ``run`` from its last.ckpt and check it ends bitwise equal to the uninterrupted ``full`` run: at most
+    the work since the last checkpoint was redone, and redone exactly."""
+    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert b["gan_zoo"]["images_seen"] == 4800
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(tmp_path):
     write_mnist(tmp_path / "data", n_train=480)  # 30 batches of 16 per epoch
@@ -42,14 +55,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(t
     seen = ckpt["gan_zoo"]["images_seen"]
     assert 400 <= seen < 4800 and seen % 16 == 0
 
-    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
-                             env=env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(last, weights_only=True)
-    assert b["gan_zoo"]["images_seen"] == 4800
-    for k in a["state_dict"]:  # at most the work since the last checkpoint was redone, and redone exactly
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    resume_and_compare(common, run, tmp_path / "full", env)
 
 
 KILL_DURING_WRITE = '''
@@ -218,14 +224,7 @@ def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_match
     seen = load_checkpoint(last)["gan_zoo"]["images_seen"]
     assert 0 < seen < 4800, "the signal arrived after the fit ended"
 
-    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
-                             env=env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(last, weights_only=True)
-    assert b["gan_zoo"]["images_seen"] == 4800
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    resume_and_compare(common, run, tmp_path / "full", env)
 
 
 def test_a_resumed_fit_removes_the_temporary_a_killed_write_left(tmp_path):
