@@ -39,7 +39,7 @@ def decode_image(path: Path, resolution: int, channels: int, center_crop: int | 
                 im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
             t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
+        reason = " ".join(str(e).replace(f" {str(path)!r}", "").split()) or type(e).__name__  # the path once
         raise DataError(f"cannot decode image {path}: {reason}; remove or replace the file") from e
     return t.view(resolution, resolution, channels).permute(2, 0, 1).contiguous()
 

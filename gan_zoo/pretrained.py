@@ -184,15 +184,29 @@ def num_exported_params(model) -> int:
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu"):
-    """Load a zoo entry by name (or an export file by path), verified; returns the model in eval mode on ``device``.
+    """Load a zoo entry by name, verified; returns the model in eval mode on ``device``.
 
-    A metric extractor's name (``fmnist-cnn``) returns that extractor."""
+    ``name`` may also be a path: an export file (``.pt``, from ``scripts/export_pretrained.py``) or a fit's training
+    checkpoint (``.ckpt``), each loaded with ``weights_only=True`` and strict shape checks. A metric extractor's name
+    (``fmnist-cnn``) returns that extractor."""
     if name not in manifest() and name in _extractors():
         from gan_zoo.metrics.extractors import load_extractor
 
         return load_extractor(name).to(device)
     path_like = Path(name)
-    if name not in manifest() and path_like.suffix == ".pt" and path_like.is_file():
+    if name not in manifest() and path_like.suffix in (".pt", ".ckpt"):
+        if not path_like.is_file():
+            raise PretrainedError(f"{name}: no such file, and not a zoo entry (available: "
+                                  f"{', '.join(list_pretrained()) or 'none'})")
+        if path_like.suffix == ".ckpt":
+            from gan_zoo.evaluate import load_training_checkpoint
+
+            try:
+                model, data, images_seen = load_training_checkpoint(str(path_like))
+            except CheckpointError as e:
+                raise PretrainedError(str(e)) from e
+            model.pretrained_meta = {"data": data, "images_seen": images_seen, "source": str(path_like)}
+            return model.requires_grad_(False).to(device)
         model = build_from_export(read_export(path_like), str(path_like))
         model.pretrained_meta["source"] = str(path_like)
         return model.to(device)

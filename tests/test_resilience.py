@@ -1,6 +1,8 @@
 """Interruption and divergence: SIGKILL mid-fit and resume, a kill during a checkpoint write, a NaN loss."""
 
+import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,11 +21,10 @@ from tests.test_fit import SMALL
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def resume_and_compare(common, run, full, env):
-    """Resume ``run`` from its last.ckpt and check it ends bitwise equal to the uninterrupted ``full`` run: at most
+def resume_and_compare(command, run, full, env):
+    """Resume ``run`` with ``command`` and check it ends bitwise equal to the uninterrupted ``full`` run: at most
     the work since the last checkpoint was redone, and redone exactly."""
-    resumed = subprocess.run([*common, "--out", str(run), "--ckpt-path", "last"], capture_output=True, text=True,
-                             env=env)
+    resumed = subprocess.run(command, capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -55,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(t
     seen = ckpt["gan_zoo"]["images_seen"]
     assert 400 <= seen < 4800 and seen % 16 == 0
 
-    resume_and_compare(common, run, tmp_path / "full", env)
+    resume_and_compare([*common, "--out", str(run), "--ckpt-path", "last"], run, tmp_path / "full", env)
 
 
 KILL_DURING_WRITE = '''
@@ -219,12 +220,13 @@ def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_match
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == status, err[-2000:]
     last = run / "checkpoints" / "last.ckpt"
-    lines = [line for line in err.splitlines() if "last.ckpt" in line]
-    assert lines and "--ckpt-path last" in lines[-1], err[-2000:]
     seen = load_checkpoint(last)["gan_zoo"]["images_seen"]
     assert 0 < seen < 4800, "the signal arrived after the fit ended"
-
-    resume_and_compare(common, run, tmp_path / "full", env)
+    line = err.strip().splitlines()[-1]
+    resume = f"python {ROOT / 'scripts' / 'fit.py'} --config {run / 'config.yaml'} --ckpt-path last"
+    assert line == f"interrupted by {sig.name} at {seen} images seen: wrote {last}; resume with: {resume}", err[-2000:]
+    # the printed command, run as printed, finishes the fit exactly
+    resume_and_compare([sys.executable, *shlex.split(resume)[1:]], run, tmp_path / "full", env)
 
 
 def test_a_resumed_fit_removes_the_temporary_a_killed_write_left(tmp_path):
@@ -268,3 +270,84 @@ def test_a_diverging_resume_is_refused_with_the_non_finite_names_and_keeps_the_g
     assert "training diverged: non-finite values in" in err and "Traceback" not in err, err
     assert f"the last good checkpoint is {last}" in err
     assert last.read_bytes() == good
+
+
+@pytest.mark.slow
+def test_csv_rows_are_on_disk_as_they_are_logged_and_survive_sigkill(tmp_path):
+    write_mnist(tmp_path / "data", n_train=480)
+    run = tmp_path / "run"
+    metrics = run / "logs" / "metrics.csv"
+    cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+           str(tmp_path / "data"), "--logger", "csv", "--max-images", "48000", "--ckpt-every-images", "100000",
+           "--out", str(run), *SMALL]  # SMALL logs every step; no checkpoint (which flushes loggers) comes first
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen: list[str] = []
+    deadline = time.time() + 120
+    while len(seen) < 6 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        seen = metrics.read_text().splitlines() if metrics.exists() else []
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the fit ended before it was killed"
+    assert len(seen) >= 6, "fewer than 5 rows reached metrics.csv while the fit ran"
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= len(seen) - 1  # every row read while it ran is still there, complete
+    steps = [int(r["step"]) for r in rows if r.get("loss/d")]
+    assert steps == sorted(steps) and len(steps) >= 5
+    assert all(float(r["loss/d"]) > 0 for r in rows if r.get("loss/d"))
+
+
+def fill_disk_after_first_checkpoint(monkeypatch):
+    """Every checkpoint write after the first fails as a full disk does (``OSError`` ENOSPC from ``write``)."""
+    import errno
+
+    import gan_zoo.checkpoint_io as cio
+
+    writes = {"n": 0}
+
+    class FullDisk(cio._RecordingWriter):
+        def __init__(self, f):
+            super().__init__(f)
+            writes["n"] += 1
+
+        def write(self, data):
+            if writes["n"] > 1 and self.error is None:
+                self.error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                raise self.error
+            return super().write(data)
+
+    monkeypatch.setattr(cio, "_RecordingWriter", FullDisk)
+
+
+@pytest.fixture(params=["simulated", "tmpfs"])
+def small_disk(request, tmp_path, monkeypatch):
+    """A directory where the first ring8 DCGAN checkpoint (1.2 MB) fits and the second does not: a 2 MB tmpfs where
+    mounting is permitted (root), or a simulated full disk."""
+    if request.param == "simulated":
+        fill_disk_after_first_checkpoint(monkeypatch)
+        yield tmp_path
+        return
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_full_disk_during_a_checkpoint_says_so_and_keeps_the_previous_one(small_disk, capsys):
+    run = small_disk / "run"
+    code = cli(["--model", "dcgan", "--data", "ring8", "--batch-size", "32", "--max-images", "256",
+                "--ckpt-every-images", "64", "--logger", "none", "--no-progress-bar", "--out", str(run)])
+    err = capsys.readouterr().err
+    last = run / "checkpoints" / "last.ckpt"
+    assert code == 2 and "Traceback" not in err
+    assert f"error: cannot write {last}: no space left on device; the previous last.ckpt is intact" in err, err
+    assert load_checkpoint(last)["gan_zoo"]["images_seen"] == 64
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # no temporary left behind
