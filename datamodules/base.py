@@ -55,7 +55,7 @@ def register_datamodule(name: str):
 
 
 def list_datamodules() -> list[str]:
-    import datamodules  # noqa: F401  (registers every data set)
+    import gan_zoo.datamodules  # noqa: F401  (registers every data set)
 
     return sorted(_DATASETS)
 

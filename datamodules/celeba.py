@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.base import DataNotFoundError, candidate_roots, register_datamodule
-from datamodules.image_folder import FileImageDataModule
+from gan_zoo.datamodules.base import DataNotFoundError, candidate_roots, register_datamodule
+from gan_zoo.datamodules.image_folder import FileImageDataModule
 
 PARTITIONS = {"train": "0", "valid": "1", "test": "2"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from datamodules.base import (DataError, DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
+from gan_zoo.datamodules.base import (DataError, DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
                               to_float)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, candidate_roots, register_datamodule,
+from gan_zoo.datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, candidate_roots, register_datamodule,
                               subset_indices, to_float)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.base import (DataError, DataNotFoundError, GANDataModule, candidate_roots, download_allowed,
+from gan_zoo.datamodules.base import (DataError, DataNotFoundError, GANDataModule, candidate_roots, download_allowed,
                               register_datamodule)
 
 IDX_FILES = {

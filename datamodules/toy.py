@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from datamodules.base import GANDataModule, register_datamodule, subset_indices
+from gan_zoo.datamodules.base import GANDataModule, register_datamodule, subset_indices
 
 
 def ring_modes(k: int = 8, radius: float = 1.0) -> Tensor:

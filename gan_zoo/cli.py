@@ -26,9 +26,33 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` for a person: an option's default is shown once, as ``(default: X)``, and not at all where its help
+    already states it or where it is a bare None (an option that is unset unless given); a value is named by its type
+    (INT, FLOAT) rather than by repeating the option's name; text is wrapped at the terminal's width, at most 100
+    columns."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 32, width: int | None = None):
+        if width is None:
+            import shutil
+
+            width = min(shutil.get_terminal_size().columns, 100) - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or "(default" in text or not action.option_strings or action.default is None
+                or action.default is argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return {int: "INT", float: "FLOAT"}.get(action.type, action.dest.upper())
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input (or a diverged fit) rather than a bug: one line, no traceback."""
-    from datamodules.base import DataError
+    from gan_zoo.datamodules.base import DataError
     from gan_zoo.callbacks.divergence import DivergenceError
     from gan_zoo.checkpoint_io import CheckpointError
     from gan_zoo.metrics.extractors import ExtractorError
@@ -71,6 +95,19 @@ def one_line(e: BaseException) -> str:
     return " ".join(message.split())
 
 
+def plain(text: str) -> str:
+    """Docstring text as help text: reStructuredText literals (x between double backticks) as plain x, whitespace
+    collapsed to single spaces (argparse wraps it)."""
+    return " ".join(re.sub(r"``(.+?)``", r"\1", text).split())
+
+
+def docstring_summary(obj) -> str:
+    """The first paragraph of ``obj``'s docstring as plain text: for a model, what it is and the paper it comes
+    from."""
+    doc = inspect.getdoc(obj) or ""
+    return plain(doc.split("\n\n", 1)[0])
+
+
 def docstring_args(obj) -> dict[str, str]:
     """``{name: description}`` from the ``Args:`` section of a Google-style docstring."""
     doc = inspect.getdoc(obj) or ""
@@ -80,7 +117,7 @@ def docstring_args(obj) -> dict[str, str]:
         return out
     current = None
     for line in m.group(1).splitlines():
-        hit = re.match(r"^\s{4}([\w, ]+):\s*(.*)$", line)
+        hit = re.match(r"^ {4}(\w[\w, ]*):\s*(.*)$", line)  # a name at the entries' indent, not a continuation
         if hit:
             names = [n.strip() for n in hit.group(1).split(",")]
             for n in names:
@@ -110,6 +147,14 @@ def _parser_for(tp: Any) -> tuple[Callable[[str], Any] | None, bool]:
     return str, False
 
 
+def _metavar(tp: Any) -> str:
+    """How ``--help`` names an option's value: its type (``int | None`` -> INT)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if len(args) == 1 else str
+    return {int: "INT", float: "FLOAT"}.get(tp, "STR")
+
+
 def init_params(cls) -> dict[str, inspect.Parameter]:
     """The keyword parameters of ``cls.__init__`` that have defaults (the hyperparameters)."""
     sig = inspect.signature(cls.__init__)
@@ -119,8 +164,9 @@ def init_params(cls) -> dict[str, inspect.Parameter]:
 
 
 def add_hparams(parser: argparse.ArgumentParser, cls, skip: set[str], title: str) -> list[str]:
-    """Add one ``--name`` option per hyperparameter of ``cls`` (bools as ``--x/--no-x``); return their names."""
-    group = parser.add_argument_group(title)
+    """Add one ``--name`` option per hyperparameter of ``cls`` (bools as ``--x/--no-x``), in a group headed by the
+    first paragraph of ``cls``'s docstring and helped by its ``Args:`` entries; return their names."""
+    group = parser.add_argument_group(title, docstring_summary(cls) or None)
     hints = typing.get_type_hints(cls.__init__)
     helps = {}
     for c in reversed(cls.__mro__):  # a subclass may document only what it changes
@@ -131,14 +177,19 @@ def add_hparams(parser: argparse.ArgumentParser, cls, skip: set[str], title: str
             continue
         tp, is_bool = _parser_for(hints.get(name, type(p.default) if p.default is not None else str))
         default = p.default if p.default is not None else getattr(cls, f"default_{name}", None)
-        # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from repeating a raw default of None
-        help_text = f"{helps.get(name, '')} (default: {default})".strip().replace("%", "%%") + "%(default).0s"
+        shown = repr(default) if default == "" else default  # an empty string shows as ''
+        help_text = plain(helps.get(name, "")).rstrip(".")
+        if "(default" not in help_text:  # where the docstring explains a default (e.g. "default: lr"), it stays alone
+            help_text = f"{help_text} (default: {shown})".strip()
+        # "%(default).0s" prints nothing; it stops ArgumentDefaultsHelpFormatter from repeating the default
+        help_text = help_text.replace("%", "%%") + "%(default).0s"
         flag = "--" + name.replace("_", "-")
         if is_bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=p.default,
                                help=help_text)
         else:
-            group.add_argument(flag, dest=name, type=tp, default=p.default, help=help_text, metavar=name.upper())
+            group.add_argument(flag, dest=name, type=tp, default=p.default, help=help_text,
+                               metavar=_metavar(hints.get(name, type(p.default))))
         names.append(name)
     return names
 
@@ -155,3 +206,21 @@ def read_config(path: str) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"config {p} must be a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve_device(name: str) -> str:
+    """``--device``: ``auto`` is the first CUDA GPU where there is one, else the CPU; any other value must name a
+    device torch knows and this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"--device {name!r} is not a device: {str(e).splitlines()[0]}; use auto, cpu or cuda") from e
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); use auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available on this machine; use auto or cpu")
+    return name

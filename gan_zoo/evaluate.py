@@ -4,7 +4,7 @@
     python scripts/evaluate.py --ckpt runs/toy/checkpoints/last.ckpt --metrics toy
     python scripts/evaluate.py --ckpt runs/bigan/checkpoints/last.ckpt --metrics probe   # or inversion
 
-Prints a table and writes JSON (``--json``, default beside the checkpoint) with every protocol detail: number of
+Prints a table and writes JSON (``--out``, default beside the checkpoint) with every protocol detail: number of
 generated and real images, extractor and its sha256, real split, resize settings, cache status, seed, versions.
 """
 
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from gan_zoo.cli import Parser, UserError, check_member, run_main
+from gan_zoo.cli import Parser, UserError, check_member, resolve_device, run_main
 
 
 def build_parser() -> Parser:
@@ -43,8 +43,9 @@ def build_parser() -> Parser:
                    help="measure generator i (1..N) alone (toy, fid, is, kid): sgan: local generator i instead of the "
                    "global one; egan: parent i instead of the whole population")
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", default=None, help="where to write the results")
+    p.add_argument("--device", default="auto", help="auto (the GPU where there is one), cpu, cuda, cuda:1, mps ...")
+    p.add_argument("--out", default=None, help="JSON file to write the results to (default: beside --ckpt as "
+                   "<name>.metrics.json; none for --pretrained)")
     return p
 
 
@@ -93,6 +94,7 @@ def load_model(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.device = resolve_device(args.device)
     import warnings
 
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --n
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torchmetrics
 
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.callbacks.metrics import generate_and_update, real_features
     from gan_zoo.metrics.extractors import default_extractor, load_extractor
     from gan_zoo.metrics.image_metrics import MetricSuite, named_results, parse_metrics
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                             **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}})
             result["feature_dims"] = {k: v["dim"] for k, v in res.items()}
         classifier, ext_name = probe_classifier(name, args.extractor, args.device) if dm.num_classes else (None, None)
-        from datamodules.base import subset_indices
+        from gan_zoo.datamodules.base import subset_indices
 
         x_te, y_te = dm.split("test")
         idx = subset_indices(len(x_te), args.n_real)
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in result["metrics"].items():
         print(f"{k:<{width}}  {v:.4f}")
     print(f"({result['seconds']} s)", file=sys.stderr)
-    out = Path(args.json) if args.json else (Path(args.ckpt).with_suffix(".metrics.json") if args.ckpt else None)
+    out = Path(args.out) if args.out else (Path(args.ckpt).with_suffix(".metrics.json") if args.ckpt else None)
     if out:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}", file=sys.stderr)

@@ -29,7 +29,7 @@ from gan_zoo.cli import Parser, UserError, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = {"dcgan": "Radford et al. 2015", "lsgan": "Mao et al. 2016", "pggan": "Karras et al. 2017",
-          "selfgan": "Wu (seed 000)", "semisupgan": "Salimans et al. 2016", "bigan": "Donahue et al. 2016",
+          "selfgan": "Wu 2019", "semisupgan": "Salimans et al. 2016", "bigan": "Donahue et al. 2016",
           "bigbigan": "Donahue & Simonyan 2019 (lite)", "egan": "Wang et al. 2018", "sgan": "Chavdarova & Fleuret 2018"}
 CI_N = 2000
 CI_RTOL = 0.03  # FID of 2,000 samples re-measured in CI must stay within 3 % of the recorded value
@@ -43,7 +43,7 @@ def build_parser() -> Parser:
     p.add_argument("--recipe", help="the YAML config the run was trained from (kept in configs/)")
     p.add_argument("--readme", action="store_true",
                    help="only rewrite the README's table of pretrained models from the manifest")
-    p.add_argument("--dir", default=None, help="where the file and manifest go (default: checkpoints/)")
+    p.add_argument("--out", default=None, help="directory the file and manifest go to (default: the zoo's checkpoints/)")
     p.add_argument("--grid-dir", default=str(ROOT / "docs" / "pretrained"), help="where the sample grid goes")
     p.add_argument("--n", type=int, default=10_000, help="generated images for the recorded metrics")
     p.add_argument("--ci-n", type=int, default=CI_N, help="generated images for the CI re-check")
@@ -61,7 +61,7 @@ def evaluate_export(path: Path, metrics: str, n: int, extra: list[str] | None = 
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m.json"
-        argv = ["--pretrained", str(path), "--metrics", metrics, "--n", str(n), "--seed", "0", "--json", str(out)]
+        argv = ["--pretrained", str(path), "--metrics", metrics, "--n", str(n), "--seed", "0", "--out", str(out)]
         rc = evaluate_main(argv + list(extra or []))
         if rc != 0:
             raise UserError(f"evaluate.py {' '.join(argv)} failed ({rc})")
@@ -70,8 +70,8 @@ def evaluate_export(path: Path, metrics: str, n: int, extra: list[str] | None = 
 
 def classifier_accuracy(model, data: dict) -> float:
     """Test-split accuracy (%) of the semi-supervised GAN's classifier, as the fit's TestAccuracy callback logs it."""
-    from datamodules import get_datamodule
-    from datamodules.base import to_float
+    from gan_zoo.datamodules import get_datamodule
+    from gan_zoo.datamodules.base import to_float
 
     dm = get_datamodule(data["name"], resolution=data["resolution"], channels=data["channels"],
                         resize_mode=data.get("resize_mode", "resize"))
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {k: v for k, v in data.items() if k != "data_dir"}
     if not data.get("name"):
         raise UserError(f"{ckpt} does not record its data set")
-    directory = Path(args.dir) if args.dir else weights.CHECKPOINTS
+    directory = Path(args.out) if args.out else weights.CHECKPOINTS
     manifest_file = directory / zoo.MANIFEST
     entries = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
 

@@ -77,6 +77,10 @@ def list_pretrained(kind: str = "all") -> list[str]:
     extractors, ``"all"`` both (GANs first)."""
     if kind not in ("all", "gan", "extractor"):
         raise ValueError(f"kind must be 'all', 'gan' or 'extractor', got {kind!r}")
+    if not manifest_path().is_file() and not (weights.CHECKPOINTS / "extractors.json").is_file():
+        raise PretrainedError(f"no zoo manifest found: looked for {MANIFEST} and extractors.json in "
+                              f"{weights.CHECKPOINTS} (an installed gan_zoo has them in gan_zoo/checkpoints; reinstall "
+                              "it, or run from a source checkout)")
     gans = sorted(manifest()) if kind in ("all", "gan") else []
     ext = sorted(_extractors()) if kind in ("all", "extractor") else []
     return gans + ext

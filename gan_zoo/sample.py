@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan_zoo.cli import Parser, UserError, check_member, run_main
+from gan_zoo.cli import Parser, UserError, check_member, resolve_device, run_main
 
 
 def build_parser() -> Parser:
@@ -34,7 +34,7 @@ def build_parser() -> Parser:
     p.add_argument("--member", type=int, default=None,
                    help="sample generator i (1..N) alone: sgan: local generator i instead of the global one; egan: "
                    "parent i instead of the whole population")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (the GPU where there is one), cpu, cuda, cuda:1, mps ...")
     p.add_argument("--save-tensor", default=None, help="also save the images as a tensor file")
     return p
 
@@ -77,6 +77,7 @@ def make_images(model, n: int, seed: int, interpolate: bool = False, steps: int 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.device = resolve_device(args.device)
     from torchvision.utils import save_image
 
     from gan_zoo.callbacks.samples import image_grid

@@ -1,6 +1,7 @@
 """Finding and verifying shipped weight files (zoo generators and metric extractors).
 
-A file named in a manifest is looked for, in order, in the repository's ``checkpoints/``, in ``$GAN_ZOO_WEIGHTS``
+A file named in a manifest is looked for, in order, in the zoo's ``checkpoints/`` folder (the repository's top-level
+``checkpoints/`` in a source checkout, installed as ``gan_zoo/checkpoints`` by the wheel), in ``$GAN_ZOO_WEIGHTS``
 (a directory) and in the download cache (``$GAN_ZOO_CACHE``, default ``~/.cache/gan_zoo``). If it is in none of
 them and the manifest gives a URL, it is downloaded into the cache (to a temporary name, verified, then renamed, so
 the cache never holds a partial or unverified file). Every file's sha256 is checked against the manifest on every
@@ -16,7 +17,16 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def shipped_checkpoints() -> Path:
+    """The folder of the zoo's manifests and weights: ``gan_zoo/checkpoints`` in an installed wheel, else the
+    repository's top-level ``checkpoints/`` (a source checkout or an editable install)."""
+    installed = Path(__file__).resolve().parent / "checkpoints"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+CHECKPOINTS = shipped_checkpoints()
 
 
 def sha256_file(path: str | os.PathLike) -> str:

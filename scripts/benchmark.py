@@ -57,7 +57,7 @@ import torch  # noqa: E402
 
 import gan_zoo  # noqa: E402
 from gan_zoo.registry import get_model_class  # noqa: E402
-from datamodules.base import ResumableLoader  # noqa: E402
+from gan_zoo.datamodules.base import ResumableLoader  # noqa: E402
 from plain_loops import PLAIN_LOOPS  # noqa: E402
 
 warnings.filterwarnings("ignore")

@@ -36,7 +36,7 @@ def train_d_only(model, x_train, x_test, steps: int, negatives: str = "generator
     "d_pairing_gap"}`` at step 0 (no loss yet) and every ``every`` steps. ``x_train`` / ``x_test``: uint8 images."""
     import torch
 
-    from datamodules.base import to_float
+    from gan_zoo.datamodules.base import to_float
     from gan_zoo.metrics.probe import pairing_gap
 
     if negatives not in NEGATIVES:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--steps, --every, --batch-size and --n-test must be >= 1")
     import torch
 
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
 
     torch.manual_seed(args.seed)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from datamodules import get_datamodule  # noqa: E402
+from gan_zoo.datamodules import get_datamodule  # noqa: E402
 from gan_zoo.callbacks.metrics import real_features  # noqa: E402
 from gan_zoo.metrics.extractors import default_extractor, load_extractor  # noqa: E402
 from gan_zoo.metrics.image_metrics import MetricSuite  # noqa: E402

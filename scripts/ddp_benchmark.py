@@ -31,7 +31,7 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, {root!r})
 import lightning as L, torch
 import gan_zoo
-from datamodules.base import ResumableLoader
+from gan_zoo.datamodules.base import ResumableLoader
 
 name, strategy, bs, warmup, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 rank = int(os.environ.get("LOCAL_RANK", 0))

@@ -30,7 +30,7 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 import gan_zoo  # noqa: E402
-from datamodules import get_datamodule  # noqa: E402
+from gan_zoo.datamodules import get_datamodule  # noqa: E402
 from gan_zoo.registry import get_model_class  # noqa: E402
 
 warnings.filterwarnings("ignore")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv=None) -> int:
     import torch
 
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_model, probe_classifier
     from gan_zoo.metrics.probe import inversion_metrics, linear_probe, nearest_neighbour_accuracy, probe_model
 
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
                "dims": {k: v["dim"] for k, v in trained.items()}, "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    from datamodules.base import subset_indices
+    from gan_zoo.datamodules.base import subset_indices
 
     x_tr, y_tr = dm.split("train")
     idx = subset_indices(len(x_tr), args.n_train)

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
 
     torch.set_grad_enabled(False)

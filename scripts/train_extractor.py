@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from datamodules import get_datamodule  # noqa: E402
-from datamodules.base import to_float  # noqa: E402
+from gan_zoo.datamodules import get_datamodule  # noqa: E402
+from gan_zoo.datamodules.base import to_float  # noqa: E402
 from gan_zoo.networks.classifier import DomainCNN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from datamodules.base import ResumableLoader
+from gan_zoo.datamodules.base import ResumableLoader
 
 
 def random_loader(channels: int = 1, resolution: int = 16, n: int = 64, batch_size: int = 8, seed: int = 0):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import gan_zoo
-from datamodules.base import ResumableLoader
+from gan_zoo.datamodules.base import ResumableLoader
 from tests.helpers import tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -133,7 +133,7 @@ def test_a_broken_checkpoint_is_refused_by_fit_evaluate_sample_and_load_pretrain
     _bad(capsys, ["--model", "dcgan", "--data", "ring8", "--max-images", "64", "--logger", "none", "--out", str(out),
                   "--ckpt-path", file], file, needle)
     assert not out.exists()
-    for tool, argv in ((evaluate_cli, ["--ckpt", file, "--metrics", "toy", "--json", str(tmp_path / "r.json")]),
+    for tool, argv in ((evaluate_cli, ["--ckpt", file, "--metrics", "toy", "--out", str(tmp_path / "r.json")]),
                        (sample_cli, ["--ckpt", file, "--out", str(tmp_path / "grid.png")])):
         assert tool(argv) == 2
         err = capsys.readouterr().err

@@ -15,8 +15,8 @@ import torch
 from torch.testing import assert_close
 
 import gan_zoo
-from datamodules.base import ResumableLoader
-from datamodules.toy import ring_modes
+from gan_zoo.datamodules.base import ResumableLoader
+from gan_zoo.datamodules.toy import ring_modes
 from gan_zoo.balance import (AdaptiveL2Policy, MarginPolicy, lsgan_real_probability, mean_over_ranks,
                              probability_errors)
 from gan_zoo.losses import LSGAN_CODINGS, bce_errors, lsgan_g_loss, ns_g_loss

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 import gan_zoo
-from datamodules.base import GANDataModule
+from gan_zoo.datamodules.base import GANDataModule
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.metrics.probe import linear_probe
 from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer

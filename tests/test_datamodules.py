@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import DataError, DataNotFoundError, ResumableLoader, get_datamodule, list_datamodules
-from datamodules.base import balanced_labeled_indices, to_uint8_images
+from gan_zoo.datamodules import DataError, DataNotFoundError, ResumableLoader, get_datamodule, list_datamodules
+from gan_zoo.datamodules.base import balanced_labeled_indices, to_uint8_images
 from gan_zoo.registry import UnknownNameError
 from tests.conftest import needs_fmnist
 
@@ -126,7 +126,7 @@ def py2_cifar_pickle(data: np.ndarray, labels: list[int]) -> bytes:
 
 def write_cifar(root, n_train=6, n_test=4, seed=0, py2=False) -> dict[str, str]:
     """Small CIFAR-10 batch files in torchvision's layout (``root/cifar-10-batches-py``); returns their md5s, which
-    tests put in ``datamodules.cifar10.MD5`` in place of the real files' (``trust_cifar``)."""
+    tests put in ``gan_zoo.datamodules.cifar10.MD5`` in place of the real files' (``trust_cifar``)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -140,9 +140,9 @@ def write_cifar(root, n_train=6, n_test=4, seed=0, py2=False) -> dict[str, str]:
 
 
 def trust_cifar(monkeypatch, md5: dict[str, str]) -> None:
-    import datamodules.cifar10
+    import gan_zoo.datamodules.cifar10
 
-    monkeypatch.setattr(datamodules.cifar10, "MD5", dict(md5))
+    monkeypatch.setattr(gan_zoo.datamodules.cifar10, "MD5", dict(md5))
 
 
 @pytest.mark.parametrize("py2", [False, True])
@@ -160,7 +160,7 @@ def test_cifar10_from_torchvision_pickles(tmp_path, monkeypatch, py2):
 
 
 def test_cifar10_refuses_a_wrong_md5_and_a_malformed_batch(tmp_path, monkeypatch):
-    from datamodules.cifar10 import MD5
+    from gan_zoo.datamodules.cifar10 import MD5
 
     md5 = write_cifar(tmp_path)
     with pytest.raises(DataError) as e:  # the real checksums: these small files are not CIFAR-10's

@@ -18,7 +18,7 @@ S = torch.tensor([0.4, -1.1, 2.3])
 
 
 def _toy_loader(n=64, batch_size=16, seed=0):
-    from datamodules.base import ResumableLoader
+    from gan_zoo.datamodules.base import ResumableLoader
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 2, generator=g)

@@ -32,7 +32,7 @@ def test_fit_logs_metrics_and_evaluate_reproduces_them(tmp_path, capsys):
     assert "metrics/kid200_fmnist-cnn_test" in rows[-1]
     capsys.readouterr()
     out_json = tmp_path / "eval.json"
-    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "200", "--json",
+    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "200", "--out",
                          str(out_json)]) == 0
     printed = capsys.readouterr()
     res = json.loads(out_json.read_text())
@@ -75,7 +75,7 @@ def test_ddp_fit_with_fid_logs_the_same_value_on_every_rank(tmp_path):
 def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(tmp_path, capsys):
     import torch
 
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
     from gan_zoo.metrics.toy import mode_metrics
 
@@ -89,7 +89,7 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     dm = get_datamodule("ring8")
     for member in (None, 1, 2):
         out_json = tmp_path / f"toy_{member}.json"
-        argv = ["--ckpt", ckpt, "--metrics", "toy", "--json", str(out_json)]  # 2,500 samples by default
+        argv = ["--ckpt", ckpt, "--metrics", "toy", "--out", str(out_json)]  # 2,500 samples by default
         assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
         res = json.loads(out_json.read_text())
         assert res.get("member") == member
@@ -139,7 +139,7 @@ def test_evaluate_toy_coverage_of_one_egan_parent(tmp_path, capsys):
               2: ({18: 2500}, math.log(25))}
     for member, (counts, reverse_kl) in expect.items():
         out_json = tmp_path / f"toy_{member}.json"
-        argv = ["--ckpt", str(edited), "--metrics", "toy", "--seed", "3", "--json", str(out_json)]
+        argv = ["--ckpt", str(edited), "--metrics", "toy", "--seed", "3", "--out", str(out_json)]
         assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
         res = json.loads(out_json.read_text())
         assert res.get("member") == member
@@ -159,7 +159,7 @@ def test_evaluate_fid_of_an_sgan_member(tmp_path):
     fids = {}
     for member in (None, 1, 2):
         out_json = tmp_path / f"fid_{member}.json"
-        argv = ["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "64", "--json",
+        argv = ["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "64", "--out",
                 str(out_json), "--data-dir", str(tmp_path / "data")]
         assert evaluate_cli(argv + (["--member", str(member)] if member else [])) == 0
         res = json.loads(out_json.read_text())
@@ -175,7 +175,7 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
                      "--metrics", "none", *TINY, "--resolution", "28"]) == 0
     out_json = tmp_path / "probe.json"
     assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "probe", "--probe-train",
-                         "300", "--json", str(out_json)]) == 0
+                         "300", "--out", str(out_json)]) == 0
     res = json.loads(out_json.read_text())
     m = res["metrics"]
     assert res["classifier"] == "fmnist-cnn"
@@ -187,7 +187,7 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
     assert {"metrics/probe_acc", "metrics/probe_z_acc", "metrics/probe_1nn_acc", "metrics/probe_z_1nn_acc"} <= set(m)
     assert "metrics/latent_cos" in capsys.readouterr().out
     # --metrics inversion is the same inversion part alone
-    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "inversion", "--json",
+    assert evaluate_cli(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--metrics", "inversion", "--out",
                          str(tmp_path / "inv.json")]) == 0
     inv = json.loads((tmp_path / "inv.json").read_text())["metrics"]
     assert inv == {k: v for k, v in m.items() if k.split("/")[1] in
@@ -198,7 +198,7 @@ def test_evaluate_probe_reports_how_well_the_encoder_inverts_the_generator(tmp_p
 def test_inversion_of_a_zoo_entry_has_no_pairing_gap_and_takes_n_and_n_real(tmp_path):
     out = tmp_path / "inv.json"
     assert evaluate_cli(["--pretrained", "bigan.fmnist32", "--metrics", "inversion", "--n", "40", "--n-real", "64",
-                         "--json", str(out)]) == 0
+                         "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert set(res["metrics"]) == {"metrics/latent_cos", "metrics/recon_class_acc", "metrics/real_class_acc"}
     assert "no pairing gap" in res["protocol"] and "40 prior draws" in res["protocol"]

@@ -100,7 +100,7 @@ def test_metric_names_state_the_protocol():
 # --- toy metrics -----------------------------------------------------------------------------------------------------
 
 def test_toy_metrics_on_perfect_samples_find_every_mode():
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
 
     for name, k in (("ring8", 8), ("grid25", 25)):
         dm = get_datamodule(name, seed=3)
@@ -112,7 +112,7 @@ def test_toy_metrics_on_perfect_samples_find_every_mode():
 
 
 def test_toy_metrics_on_a_single_mode():
-    from datamodules.toy import ring_modes
+    from gan_zoo.datamodules.toy import ring_modes
 
     modes = ring_modes()
     x = modes[3] + 0.01 * torch.randn(2500, 2, generator=torch.Generator().manual_seed(0))
@@ -128,7 +128,7 @@ def test_toy_metrics_on_a_single_mode():
 def test_scatter_png(tmp_path):
     from PIL import Image
 
-    from datamodules.toy import grid_modes
+    from gan_zoo.datamodules.toy import grid_modes
 
     scatter_png(torch.randn(100, 2), grid_modes(), tmp_path / "s.png")
     im = Image.open(tmp_path / "s.png")
@@ -212,7 +212,7 @@ def test_inception_offline_without_the_file_names_it(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_real_fashion_mnist_calibration():
     """IS of the real test set is high; KID of its two halves is ~0; FID train vs test is small."""
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.metrics.image_metrics import extract_features
 
     dm = get_datamodule("fashion_mnist")

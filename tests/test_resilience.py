@@ -161,7 +161,7 @@ def test_fp16_gradient_scaler_with_manual_optimization_skips_inf_steps():
 
 
 def test_loader_position_carries_over_between_world_sizes():
-    from datamodules.base import ResumableLoader
+    from gan_zoo.datamodules.base import ResumableLoader
 
     fetch = lambda idx: {"i": idx}  # noqa: E731
     ranks = [ResumableLoader(n=64, batch_size=4, seed=1, fetch=fetch, rank=r, world_size=2) for r in range(2)]

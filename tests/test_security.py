@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from datamodules import DataError, get_datamodule
+from gan_zoo.datamodules import DataError, get_datamodule
 from tests.test_datamodules import trust_cifar, write_mnist
 from tests.test_fit import ROOT
 
@@ -88,7 +88,7 @@ def test_a_crafted_cifar_folder_fails_the_md5_check(tmp_path):
     md5 = crafted_cifar(tmp_path, marker)
     with pytest.raises(DataError) as e:
         get_datamodule("cifar10", data_dir=str(tmp_path)).split("train")
-    from datamodules.cifar10 import MD5
+    from gan_zoo.datamodules.cifar10 import MD5
 
     msg = str(e.value)
     assert f"data_batch_1 has md5 {md5['data_batch_1']}, expected {MD5['data_batch_1']}" in msg

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 import gan_zoo
-from datamodules.base import ResumableLoader
+from gan_zoo.datamodules.base import ResumableLoader
 from gan_zoo import losses
 from tests.helpers import StepRecorder, param_names, tiny_trainer
 

@@ -14,7 +14,7 @@ import sgan_messengers  # noqa: E402
 
 
 def test_sgan_diagnosis_matches_its_definition(tmp_path, capsys):
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
     from gan_zoo.metrics.toy import mode_metrics
 
@@ -59,7 +59,7 @@ def test_sgan_diagnosis_matches_its_definition(tmp_path, capsys):
 
 def test_sgan_diagnosis_on_known_samples(tmp_path):
     # The generators replaced by known samples: G_0 on ring modes 0-3, G_1 on 0-5, G_2 on 6 and 7.
-    from datamodules import get_datamodule
+    from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
 
     run = tmp_path / "run"

@@ -78,7 +78,7 @@ def test_entry_fid_is_still_what_the_manifest_records(name, tmp_path):
     out = tmp_path / "m.json"
     assert evaluate_main(["--pretrained", name, "--metrics", "fid", "--n", str(check["n"]), "--seed",
                           str(check["seed"]), "--extractor", check["extractor"], "--split", check["split"],
-                          "--json", str(out)]) == 0
+                          "--out", str(out)]) == 0
     value = json.loads(out.read_text())["metrics"][check["metric"]]
     assert abs(value - check["value"]) <= check["rtol"] * check["value"], (value, check["value"])
 

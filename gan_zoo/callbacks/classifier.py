@@ -23,7 +23,7 @@ class TestAccuracy(EveryNImages):
 
     def run(self, trainer, pl_module, final: bool) -> None:
         x, y = trainer.datamodule.split(self.split)
-        from datamodules.base import to_float
+        from gan_zoo.datamodules.base import to_float
 
         correct = 0
         for i in range(0, len(x), 1000):

@@ -16,7 +16,7 @@ from torch import Tensor
 @torch.no_grad()
 def extract(fn: Callable[[Tensor], Tensor], x_uint8: Tensor, batch_size: int = 1000, device="cpu") -> Tensor:
     """``fn`` on uint8 images (converted to [-1, 1] floats) in batches, as one float32 CPU tensor (N, F)."""
-    from datamodules.base import to_float
+    from gan_zoo.datamodules.base import to_float
 
     out = [fn(to_float(x_uint8[i : i + batch_size]).to(device)).float().flatten(1).cpu()
            for i in range(0, len(x_uint8), batch_size)]
@@ -78,7 +78,7 @@ def probe_model(model, dm, n_train: int | None = None, device="cpu", nearest_nei
     """Linear probes of a model's encoder on ``dm``: pooled encoder features (``probe``), the latent ``E(x)``
     (``probe_z``); trained on the train split (``n_train`` images, default all), scored on the test split. With
     ``nearest_neighbour`` each also gets ``nn1_acc``, the 1-nearest-neighbour accuracy on the same features."""
-    from datamodules.base import subset_indices
+    from gan_zoo.datamodules.base import subset_indices
 
     x_tr, y_tr = dm.split("train")
     idx = subset_indices(len(x_tr), n_train)
@@ -112,7 +112,7 @@ def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None
       image, so the E+G step gets no signal to make E invert G (only to match the codes' marginal); BiGAN needs it
       well above 0.
     """
-    from datamodules.base import to_float
+    from gan_zoo.datamodules.base import to_float
 
     device = model.device
     z = model.sample_latent(n_latent, generator=torch.Generator().manual_seed(seed), device=device)
@@ -139,7 +139,7 @@ def inversion_metrics(model, x: Tensor | None, y: Tensor | None, classifier=None
 @torch.no_grad()
 def pairing_gap(model, x: Tensor, seed: int = 0, batch_size: int = 500) -> float:
     """``d_pairing_gap`` of ``inversion_metrics`` alone, on uint8 images ``x``."""
-    from datamodules.base import to_float
+    from gan_zoo.datamodules.base import to_float
 
     batches = [(i, to_float(x[i : i + batch_size]).to(model.device)) for i in range(0, len(x), batch_size)]
     return _pairing_gap(model.discriminator, batches, torch.cat([model.encode(xb) for _, xb in batches]), seed)
