@@ -1,4 +1,5 @@
-"""Policies that balance the D and G updates, from the "Balancing the GAN game" post.
+"""Policies that balance the D and G updates, from "Balancing the GAN game" (Larsen & Sønderby, "Generating Faces
+with Torch", Torch blog, 2015).
 
 They are independent of any particular GAN: a model with a D step and a G step asks the policy, per batch,
 whether to apply each step (``margin``) or how much L2 penalty to add to D's loss (``l2``).

@@ -285,7 +285,8 @@ class GANModule(L.LightningModule):
 
 
 class InstanceNoise:
-    """Instance noise (seed 003; Sønderby et al. 2016): Gaussian noise added to what a discriminator sees, real and
+    """Instance noise (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016; as a GAN trick in
+    ctmakro, "Fast LSGAN in Canton (TensorFlow)", 2017): Gaussian noise added to what a discriminator sees, real and
     fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
     ``hparams.instance_noise_images`` images seen (or to ``hparams.instance_noise_floor`` where a model has that
     hyperparameter, and then held there; where a model has ``hparams.instance_noise_power`` p, the anneal follows

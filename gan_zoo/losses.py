@@ -36,7 +36,7 @@ def bce_errors(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor
 # --- LSGAN (Mao et al. 2016) -----------------------------------------------------------------------------------------
 
 LSGAN_CODINGS: dict[str, tuple[float, float, float]] = {
-    "01": (0.0, 1.0, 1.0),  # (a, b, c): the paper's main experiments and seed 003
+    "01": (0.0, 1.0, 1.0),  # (a, b, c): the paper's main experiments and ctmakro's "Fast LSGAN in Canton"
     "pearson": (-1.0, 1.0, 0.0),  # b - c = 1, b - a = 2: minimises the Pearson chi^2 divergence
 }
 
@@ -54,7 +54,8 @@ def lsgan_g_loss(fake_scores: Tensor, c: float = 1.0) -> Tensor:
 # --- Regularisers ----------------------------------------------------------------------------------------------------
 
 def l2_penalty(params, coef: Tensor | float) -> Tensor:
-    """``coef * sum_w ||w||^2`` over ``params`` (the adaptive D penalty of seed 004)."""
+    """``coef * sum_w ||w||^2`` over ``params`` (the adaptive D penalty of "Balancing the GAN game", Larsen &
+    Sønderby 2015)."""
     params = [p for p in params if p.requires_grad]
     return coef * torch.stack([p.pow(2).sum() for p in params]).sum()
 
@@ -103,7 +104,7 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, weight: float = 10.0,
         return weight * (norm - 1.0).pow(2).mean()
 
 
-# --- SelfGAN (seed 000) ----------------------------------------------------------------------------------------------
+# --- SelfGAN (Wu 2019) -----------------------------------------------------------------------------------------------
 
 SELFGAN_WEIGHTINGS = ("gpu", "tpu")
 SELFGAN_WEIGHTS = ("loss", "probability")
@@ -114,12 +115,12 @@ def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, w
     """SelfGAN's single loss over G and D.
 
     Per sample: ``real = BCE(D(x), 1)``, ``gen = BCE(D(G(z)), 1)``, ``fake = BCE(D(last), 0)`` (``last``: the previous
-    step's generated images, detached). Weights: ``weights="loss"`` (the seed's text) ``v_r, v_g, v_f`` = batch means
+    step's generated images, detached). Weights: ``weights="loss"`` (the article's text) ``v_r, v_g, v_f`` = batch means
     of real, gen, fake; ``weights="probability"`` (the author's code) ``v_r = 1 - mean D(x)``, ``v_g = 1 - mean D(G(z))``,
     ``v_f = mean D(last)``.
     ``weighting="gpu"``: ``mean((real + 0.1 v_g gen + 0.9 v_f fake) / 2)``;
     ``weighting="tpu"``: ``mean(real v_r + gen v_g + fake v_f) / (v_r + v_g + v_f)``.
-    Gradients flow through the weights as in the seed and the author's code (nothing is detached), so e.g. the gen
+    Gradients flow through the weights as in the article and the author's code (nothing is detached), so e.g. the gen
     term contributes ``d(v_g * gen)`` = ``v_g * d gen + gen * d v_g``; ``detach_weights=True`` treats them as constants.
     """
     if weighting not in SELFGAN_WEIGHTINGS or weights not in SELFGAN_WEIGHTS:

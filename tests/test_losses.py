@@ -24,7 +24,7 @@ def test_bce_d_loss_matches_formula():
 
 
 def test_bce_d_loss_with_one_sided_label_smoothing():
-    # seed 003: -(log(1 - D(G(z))) + 0.1 log(1 - D(x)) + 0.9 log D(x)); fakes keep target 0
+    # ctmakro 2017 (Fast LSGAN in Canton): -(log(1 - D(G(z))) + 0.1 log(1 - D(x)) + 0.9 log D(x)); fakes keep target 0
     d = lambda s: 1 / (1 + math.exp(-s))  # noqa: E731
     real = sum(-(0.9 * math.log(d(s)) + 0.1 * math.log(1 - d(s))) for s in S_REAL.tolist()) / 3
     fake = sum(-math.log(1 - d(s)) for s in S_FAKE.tolist()) / 3

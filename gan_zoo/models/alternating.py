@@ -4,10 +4,11 @@ Per batch: draw z, generate ``fake = G(z)`` once; D step on real vs ``fake.detac
 against the updated D (D's parameters frozen, so only input gradients flow through it). Real and fake batches go
 through D in separate forward passes (batch-norm statistics, minibatch discrimination).
 
-Options from seed 003: instance noise annealed linearly to 0 (``instance_noise`` sigma at the start,
-``instance_noise_images`` images to reach 0), minibatch discrimination and the nearest-neighbour generator live in
-the networks; the balancing policies of the "Balancing the GAN game" post (``gan_zoo.balance``) decide whether each
-step is applied or how much L2 penalty D gets, reading D's and G's errors in the model's own terms
+Options from ctmakro's "Fast LSGAN in Canton (TensorFlow)" (2017): instance noise (Sønderby et al. 2016) annealed
+linearly to 0 (``instance_noise`` sigma at the start, ``instance_noise_images`` images to reach 0); minibatch
+discrimination (Salimans et al. 2016) and the nearest-neighbour generator live in the networks. The balancing policies
+of "Balancing the GAN game" (Larsen & Sønderby, "Generating Faces with Torch", 2015; ``gan_zoo.balance``) decide
+whether each step is applied or how much L2 penalty D gets, reading D's and G's errors in the model's own terms
 (``balance_errors``, ``balance_g_error``).
 """
 

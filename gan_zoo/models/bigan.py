@@ -33,7 +33,8 @@ LOSSES = ("bce", "hinge")
 
 @register_model("bigan")
 class BiGAN(GANModule):
-    """BiGAN: G, an encoder E and a joint discriminator on (x, z) pairs.
+    """BiGAN (Donahue, Krähenbühl & Darrell, "Adversarial Feature Learning", 2016): a generator G, an encoder E that
+    learns to invert it, and a discriminator on (x, z) pairs telling (x, E(x)) from (G(z), z).
 
     Args:
         channels: image channels (1 or 3).
@@ -52,9 +53,8 @@ class BiGAN(GANModule):
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
         lr_e_mult: E's learning rate as a multiple of G's (BigBiGAN found 10 helped).
-        arch: ``"conv"`` (DCGAN-style G, E and F) or ``"mlp"``: fully connected G, E and F on the flattened image,
-            two hidden layers of ``16 * ngf`` / ``16 * nef`` / ``16 * ndf`` units (1024 at the default widths), the
-            permutation-invariant setting of BiGAN's MNIST experiments.
+        arch: ``"conv"`` (DCGAN-style G, E and F) or ``"mlp"`` (fully connected G, E and F on the flattened image,
+            two hidden layers of 16 times ngf, nef and ndf units: BiGAN's permutation-invariant MNIST setting).
         beta1: Adam beta1.
         beta2: Adam beta2.
         ema_decay: decay of the EMA of G used by sample() and reconstruct() (0 = off).
@@ -177,7 +177,10 @@ class BiGAN(GANModule):
 
 @register_model("bigbigan")
 class BigBiGAN(BiGAN):
-    """BigBiGAN-lite: F on x, H on z, J on both, three linear score heads (s_x, s_z, s_xz), a hinge loss per score,
-    2 D steps per E+G step, spectral norm in D. Arguments as for ``bigan``."""
+    """BigBiGAN-lite (Donahue & Simonyan, "Large Scale Adversarial Representation Learning", 2019) at a small scale:
+    BiGAN with a discriminator of F on x, H on z and J on both, three linear score heads (s_x, s_z, s_xz), a hinge
+    loss per score, 2 D steps per E+G step and spectral norm in D.
+
+    Arguments as for ``bigan``."""
 
     default_unary, default_loss, default_d_steps, default_spectral_norm = True, "hinge", 2, True

@@ -1,5 +1,6 @@
-"""DCGAN (Radford et al. 2015) with the seed-003 options and the balancing policies of the "Balancing the GAN game"
-post."""
+"""DCGAN (Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional Generative
+Adversarial Networks", 2015) with the options of ctmakro's "Fast LSGAN in Canton (TensorFlow)" (2017) and the
+balancing policies of "Balancing the GAN game" (Larsen & Sønderby, "Generating Faces with Torch", 2015)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from gan_zoo.registry import register_model
 
 @register_model("dcgan")
 class DCGAN(AlternatingGAN):
-    """DCGAN: BCE discriminator, non-saturating generator, one D step then one G step per batch.
+    """DCGAN (Radford, Metz & Chintala, 2015): a convolutional generator and discriminator, BCE for D, the
+    non-saturating loss for G, one D step then one G step per batch.
 
     Args:
         channels: image channels (1 or 3).
@@ -24,18 +26,18 @@ class DCGAN(AlternatingGAN):
         ndf: discriminator width at the finest resolution.
         upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
         d_batch_norm: batch norm in D after every conv but the first.
-        label_smoothing: one-sided label smoothing; the real target is 1 - label_smoothing (0.1 gives 0.9).
-        minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off; 100 in the paper).
-        minibatch_kernel_dim: minibatch discrimination kernel size C (5 in the paper).
+        label_smoothing: one-sided label smoothing in [0, 0.5): the real target is 1 - label_smoothing.
+        minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off; Salimans et al.: 100).
+        minibatch_kernel_dim: minibatch discrimination kernel size C (Salimans et al.: 5).
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
         beta1: Adam beta1.
         beta2: Adam beta2.
-        instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
-        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
-        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D); they read D's errors
-            with ``D = sigmoid(s)``, as the "Balancing the GAN game" post defines them.
-        balance_margin: margin of the "margin" policy.
+        instance_noise: std of the Gaussian instance noise on D's inputs at the start, >= 0 (0 = off).
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0, >= 0.
+        balance: balancing policy of "Balancing the GAN game": "none", "margin" (skip a network's step while it is
+            too good) or "l2" (an adaptive L2 penalty on D).
+        balance_margin: margin of the "margin" policy, in (0, 0.5).
         ema_decay: decay of the generator EMA used for sampling (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
     """

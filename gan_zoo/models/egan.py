@@ -1,4 +1,5 @@
-"""EGAN, evolutionary GAN (Wang et al. 2018; seed 001): a population of generators evolved against one D.
+"""EGAN, evolutionary GAN (Wang, Xu, Yao & Tao, "Evolutionary Generative Adversarial Networks", 2018): a population
+of generators evolved against one D.
 
 Every batch takes one D step (BCE) on real versus samples of the parents. Every ``d_steps``-th batch is followed by
 one generation: each of the ``mu`` parents makes one child per mutation, each child starting from a copy of the
@@ -15,8 +16,13 @@ gradient is computed once per generation). The ``mu`` fittest
 children (weights and Adam state) become the parents. That is the paper's Algorithm 1 loop: ``n_D`` D steps, then one
 generation. Under DDP the fitness is averaged over ranks before the choice, so every rank keeps the same children.
 
-With ``instance_noise`` (seed 003) D sees real data and samples through Gaussian noise annealed to 0, in its steps
-and in the children's G steps; the fitness is taken on the samples as they are.
+With ``instance_noise`` (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016) D sees real
+data and samples through Gaussian noise annealed to 0, in its steps and in the children's G steps; the fitness is
+taken on the samples as they are.
+
+The paper keeps one parent (``mu`` 1). ``configs/egan_grid25.yaml`` is the recipe for the 2D grid: four parents,
+quality fitness only (``gamma`` 0), one D step per generation and instance noise 0.5 (measured in BENCHMARKS.md,
+"Mode coverage on the 2D toys").
 
 ``sample()`` draws from the whole (EMA) population, the ``i``-th chunk of the latents from parent ``i``;
 ``sample(n, member=i)`` draws from parent ``i`` alone (1-based).
@@ -77,7 +83,8 @@ def _weights(module: nn.Module) -> dict[str, Tensor]:
 
 @register_model("egan")
 class EGAN(InstanceNoise, MemberSampling, GANModule):
-    """EGAN: ``mu`` parent generators, one child per mutation per parent, survival of the fittest ``mu``.
+    """EGAN (Wang, Xu, Yao & Tao, 2018): ``mu`` parent generators, one child per mutation per parent, each child
+    scored on quality and diversity against one discriminator; the fittest ``mu`` children become the parents.
 
     Args:
         channels: image channels (images).
@@ -87,19 +94,13 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
         ngf: generator width (images).
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
-        mu: number of parents (survivors per generation). The paper's default is 1; with 4 (and gamma 0, d_steps
-            1) EGAN met the grid25 target in 5 runs of 5 on seeds 0 to 4 but in 1 of 5 on held-out seeds 5 to 9
-            (4 of 5 at 24,000 iterations, as the vanilla GAN), and covered ring8 in 4 of 5 (BENCHMARKS.md, fourth,
-            eighth and ninth rounds), its parents ending as near copies.
+        mu: number of parents (survivors per generation), >= 1 (the paper: 1).
         mutations: comma list of mutations, from minimax, heuristic, least_squares.
-        gamma: weight of the diversity fitness F_d.
-        d_steps: D steps (batches) per generation (the paper's n_D).
-        instance_noise: std of the Gaussian noise added to D's inputs (real and generated, in D's steps and the
-            children's G steps, not in the fitness) at the start, 0 = off. With 0.5 over the first 8,000 iterations
-            (four parents, gamma 0, d_steps 1) it met the grid25 target in 10 of 10 held-out runs (seeds 5 to 14),
-            against 1 of 5 without on seeds 5 to 9 (BENCHMARKS.md, tenth and eleventh rounds;
-            ``configs/egan_grid25.yaml``).
-        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
+        gamma: weight of the diversity fitness F_d in F = F_q + gamma * F_d (0: quality only).
+        d_steps: D steps (batches) per generation, >= 1 (the paper's n_D).
+        instance_noise: std of the instance noise on D's inputs at the start (in D's steps and the children's G
+            steps, not in the fitness), >= 0 (0 = off).
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0, >= 0.
         lr: Adam learning rate of G (and of D unless lr_d is set).
         lr_d: Adam learning rate of D (default: lr).
         beta1: Adam beta1.

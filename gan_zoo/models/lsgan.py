@@ -1,4 +1,5 @@
-"""LSGAN (Mao et al. 2016): DCGAN networks with a linear D output and least-squares losses."""
+"""LSGAN (Mao et al., "Least Squares Generative Adversarial Networks", 2016): DCGAN networks with a linear D output
+and least-squares losses."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from gan_zoo.registry import register_model
 
 @register_model("lsgan")
 class LSGAN(AlternatingGAN):
-    """LSGAN: D minimises ``0.5*(s(x)-b)^2 + 0.5*(s(G(z))-a)^2``, G minimises ``0.5*(s(G(z))-c)^2``.
+    """LSGAN (Mao et al., "Least Squares Generative Adversarial Networks", 2016): DCGAN networks with a linear D
+    output; D minimises ``0.5*(s(x)-b)^2 + 0.5*(s(G(z))-a)^2``, G minimises ``0.5*(s(G(z))-c)^2``.
 
     The balancing policies read D's score ``s`` as the probability ``D = clamp((s - a) / (b - a), 0, 1)`` (LSGAN's
     optimal D is this affine image of ``p_data / (p_data + p_g)``; see ``gan_zoo.balance.lsgan_real_probability``),
-    then the BCE errors of that probability, so both codings meet the "Balancing the GAN game" post's thresholds
-    where DCGAN does: at the equilibrium score ``(a + b) / 2`` every error is ``log 2``. For a batch of equal scores,
-    the ``l2`` bracket on G's error, ``[0.9, 1.3]``, is ``0.5*(a + (b - a) e^-f - c)^2`` for ``f`` = 0.9 and 1.3 in
-    G's own loss: ``[0.1761, 0.2646]`` for "01" (equilibrium 0.125) and ``[0.0175, 0.1035]`` for "pearson"
-    (equilibrium 0), where the raw loss never reaches the BCE bracket near the equilibrium.
+    then the BCE errors of that probability, so both codings meet the thresholds of "Balancing the GAN game"
+    (Larsen & Sønderby, "Generating Faces with Torch", 2015) where DCGAN does: at the equilibrium score
+    ``(a + b) / 2`` every error is ``log 2``. For a batch of equal scores, the ``l2`` bracket on G's error,
+    ``[0.9, 1.3]``, is ``0.5*(a + (b - a) e^-f - c)^2`` for ``f`` = 0.9 and 1.3 in G's own loss: ``[0.1761, 0.2646]``
+    for "01" (equilibrium 0.125) and ``[0.0175, 0.1035]`` for "pearson" (equilibrium 0), where the raw loss never
+    reaches the BCE bracket near the equilibrium.
 
     Args:
         channels: image channels (1 or 3).
@@ -30,20 +33,22 @@ class LSGAN(AlternatingGAN):
         latent_dim: size of z.
         ngf: generator width at the finest resolution.
         ndf: discriminator width at the finest resolution.
-        coding: (a, b, c) coding, "01" for (0, 1, 1) (the paper's experiments, default) or "pearson" for (-1, 1, 0).
+        coding: (a, b, c) coding, "01" for (0, 1, 1) (the paper's experiments) or "pearson" for (-1, 1, 0).
         upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
         d_batch_norm: batch norm in D after every conv but the first.
         minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off).
         minibatch_kernel_dim: minibatch discrimination kernel size C.
-        lr: Adam learning rate of G (and of D unless lr_d is set); seed 003 used 1e-4, the paper 2e-4.
+        lr: Adam learning rate of G (and of D unless lr_d is set); the paper uses 2e-4, ctmakro's "Fast LSGAN in
+            Canton" 1e-4.
         lr_d: Adam learning rate of D (default: lr).
-        beta1: Adam beta1 (0.5; seed 003 warns it may not converge otherwise).
+        beta1: Adam beta1 (0.5 as in DCGAN; ctmakro's "Fast LSGAN in Canton" warns that LSGAN may not converge
+            otherwise).
         beta2: Adam beta2.
-        instance_noise: std of the Gaussian noise added to D's inputs at the start (0 = off).
-        instance_noise_images: images seen over which the instance noise anneals linearly to 0.
-        balance: balancing policy, "none", "margin" (skip steps) or "l2" (adaptive L2 on D); both read D's scores
-            through the probability above.
-        balance_margin: margin of the "margin" policy.
+        instance_noise: std of the Gaussian instance noise on D's inputs at the start, >= 0 (0 = off).
+        instance_noise_images: images seen over which the instance noise anneals linearly to 0, >= 0.
+        balance: balancing policy of "Balancing the GAN game": "none", "margin" (skip a network's step while it is
+            too good) or "l2" (an adaptive L2 penalty on D).
+        balance_margin: margin of the "margin" policy, in (0, 0.5).
         ema_decay: decay of the generator EMA used for sampling (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
     """

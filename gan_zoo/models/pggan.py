@@ -93,7 +93,9 @@ def _as_float32(x: float) -> float:
 
 @register_model("pggan")
 class PGGAN(GANModule):
-    """Progressive growing of GANs.
+    """PGGAN (Karras, Aila, Laine & Lehtinen, "Progressive Growing of GANs for Improved Quality, Stability, and
+    Variation", 2017): G and D grow from 4x4 to the final resolution, each new block faded in; WGAN-GP with a drift
+    term, equalized learning rate, pixel norm and minibatch stddev.
 
     Args:
         channels: image channels.
@@ -105,14 +107,14 @@ class PGGAN(GANModule):
         phase_images_per_res: per-resolution overrides, e.g. "4:20000,32:60000".
         batch_sizes: batch size per resolution, e.g. "4:64,8:64,16:32,32:32" (default: the data loader's batch);
             each must be at most the loader's batch size.
-        lr: Adam learning rate (paper 1e-3).
-        beta1: Adam beta1 (paper 0.0).
-        beta2: Adam beta2 (paper 0.99).
-        adam_eps: Adam epsilon (paper 1e-8).
-        gp_weight: gradient-penalty weight lambda (10).
-        drift: drift penalty epsilon (0.001).
-        mbstd_group: minibatch-stddev group size (4).
-        ema_decay: decay of the generator EMA used for samples and metrics (0.999).
+        lr: Adam learning rate (paper: 1e-3).
+        beta1: Adam beta1 (paper: 0.0).
+        beta2: Adam beta2 (paper: 0.99).
+        adam_eps: Adam epsilon (paper: 1e-8).
+        gp_weight: gradient-penalty weight lambda (paper: 10).
+        drift: drift penalty epsilon (paper: 0.001).
+        mbstd_group: minibatch-stddev group size (paper: 4).
+        ema_decay: decay of the generator EMA used for samples and metrics (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
     """
 
@@ -235,7 +237,7 @@ class PGGAN(GANModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        betas = (float(hp.beta1), float(hp.beta2))  # floats: see notes
+        betas = (float(hp.beta1), float(hp.beta2))  # floats: torch rejects an int 0 in betas (a config's "beta1: 0")
         kw = dict(lr=hp.lr, betas=betas, eps=hp.adam_eps, **adam_impl())
         return (torch.optim.Adam(self.generator.parameters(), **kw),
                 torch.optim.Adam(self.discriminator.parameters(), **kw))

@@ -1,4 +1,5 @@
-"""SelfGAN (seed 000; author's code HighCWu/SelfGAN): G and D trained together by one optimizer and one backward.
+"""SelfGAN (Hecong Wu, "SelfGAN--Not A GAN But Punch Itself", viXra:1902.0445, 2019; the author's code:
+HighCWu/SelfGAN): G and D trained together by one optimizer and one backward.
 
 Per step: ``gen = BCE(D(G(z)), 1)`` with its gradient flowing into both G and D, ``real = BCE(D(x), 1)`` and
 ``fake = BCE(D(last), 0)`` on ``last``, the previous step's generated images (a detached buffer, zeros at the start),
@@ -19,7 +20,9 @@ from gan_zoo.registry import register_model
 
 @register_model("selfgan")
 class SelfGAN(GANModule):
-    """SelfGAN: one optimizer over G and D, one backward per step, a replay of the previous step's fakes.
+    """SelfGAN (Hecong Wu, "SelfGAN--Not A GAN But Punch Itself", 2019): G and D trained by one optimizer and one
+    backward per step, their losses combined by dynamic weights, D taught "fake" on a replay of the previous step's
+    samples.
 
     Args:
         channels: image channels (images).
@@ -30,8 +33,10 @@ class SelfGAN(GANModule):
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
         weighting: "gpu" ((real + 0.1 v_g gen + 0.9 v_f fake) / 2) or "tpu" (weights as shares of their sum).
-        weights: "loss" (batch-mean losses, the seed's text) or "probability" (the author's code).
-        detach_weights: treat the dynamic weights as constants (default: gradients flow through them, as in the seed).
+        weights: dynamic weights from "loss" (batch-mean losses, the article's text) or "probability" (the author's
+            code).
+        detach_weights: treat the dynamic weights as constants (the article and the author's code let gradients
+            flow through them).
         lr: Adam learning rate of the single optimizer.
         beta1: Adam beta1.
         beta2: Adam beta2.

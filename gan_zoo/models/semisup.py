@@ -29,7 +29,9 @@ G_LOSSES = ("feature_matching", "ns")
 
 @register_model("semisupgan")
 class SemiSupervisedGAN(GANModule):
-    """Semi-supervised GAN with a K+1-class (or K-logit) discriminator.
+    """Semi-supervised GAN (Odena, "Semi-Supervised Learning with Generative Adversarial Networks", 2016; Salimans et
+    al., "Improved Techniques for Training GANs", 2016): the discriminator is a classifier of the K real classes plus
+    "fake", trained on a few labeled images and many unlabeled ones.
 
     Args:
         channels: image channels.

@@ -1,4 +1,5 @@
-"""Ensemble SGAN (Chavdarova & Fleuret, CVPR 2018; seed 002): N independent local GAN pairs and a global pair.
+"""Ensemble SGAN (Chavdarova & Fleuret, "SGAN: An Alternative Training of Generative Adversarial Networks", CVPR
+2018): N independent local GAN pairs and a global pair.
 
 Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
 
@@ -11,32 +12,28 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    iteration each messenger takes a BCE step on real versus ``G_0`` samples, so it keeps giving ``G_0`` a signal: on
    chunk ``i`` of both (``messenger_batch="chunk"``, the default on images) or on the whole real batch and all of
    ``G_0``'s samples (``"whole"``, the default on vector data: each messenger then sees as many points as ``D_0``).
-   With ``instance_noise`` (seed 003) the messengers see real data and ``G_0``'s samples through Gaussian noise
-   annealed to 0, in their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes. With
-   ``instance_noise_on="all"`` every discriminator sees it: each local pair draws its noise from its own stream (the
-   one its latents come from), so it still follows exactly the trajectory it would follow trained alone with noise.
-   On held-out grid25 seeds (12,000 iterations, noise 0.5 over the first 8,000) ``all`` met the target in 8 runs of
-   10, as without noise (reverse KL 0.038 against 0.063), and ``global`` in 0 of 2 (BENCHMARKS.md, tenth and
-   eleventh rounds); with ``all``, 16 of 20 over seeds 0 to 19 (twelfth round); neither a learning-rate decay at the
-   end, noise 1.0, nor noise over the whole run removed the misses (thirteenth round); with the R1 penalty on every
-   discriminator as well (``r1`` 0.1) it met the target in 19 of 19 runs over seeds 0 to 19 (seed 15 not run;
-   sixteenth round): the grid25 recipe. The default is no noise and no penalty.
-   On grid25 (12,000 iterations, 5 seeds, 4 pairs of 256 points) ``whole`` meets the target in 4 runs of 5 against
-   3 with ``chunk``, and on ring8 in 5 of 5 against 4; with 4 pairs of 64 (256 real points per iteration, the other
-   models' budget) it meets the grid25 target in 5 of 5 on seeds 0 to 4, and in 8 of 10 on held-out seeds 5 to 14,
-   also 8 of 10 at 24,000 iterations (BENCHMARKS.md, seventh to ninth rounds). ``whole`` is not measured on images.
-   The refresh is not the seed's every iteration: refreshed every iteration, a messenger has taken one step on
-   ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapsed onto one mode of grid25 in 5 of 5 seeds
-   (1,500 iterations: 1/25 modes with refresh 1, 24/25 with 20). The default is the best cadence measured for the
-   kind of data (BENCHMARKS.md): every 100 iterations on images (Fashion-MNIST: FID10k 188.9 at 100 against 975.5 at
-   20) and every 1,000 on vector data (grid25, 12,000 iterations, 5 seeds, messengers on their chunk: 24.8 modes and
-   the target met in 3 runs at 1,000, against 23.6 and 1 at 100 and 22.6 and 1 at 20).
+   The paper refreshes the messengers every iteration; a messenger refreshed that often has taken a single step on
+   ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapses onto one mode of the 2D grid. The default
+   cadence is every 100 iterations on images and every 1,000 on vector data (measured in BENCHMARKS.md, "Mode
+   coverage on the 2D toys" and "The pretrained zoo").
 4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen), except
-   in the ``messenger_warmup`` iterations after each refresh. On grid25 a run's modes are lost when ``G_0`` meets
-   freshly refreshed messengers, most sharply at the first refresh after the noise ends; a warm-up of 100 iterations
-   stopped those losses but left runs further from every mode when the noise ended, and met the target in 12 of 20
-   runs against 16 of 20 without (BENCHMARKS.md, fourteenth round); held only after the noise ends
-   (``messenger_warmup_start``), 16 of 20, two misses mended and two made (fifteenth round). Off by default.
+   in the first ``messenger_warmup`` iterations after each refresh (once ``messenger_warmup_start`` images have been
+   seen), while the refreshed messengers adapt to ``G_0``'s samples. Off by default.
+
+Options beyond the paper, all off by default:
+
+- Instance noise (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016): with
+  ``instance_noise`` the messengers see real data and ``G_0``'s samples through Gaussian noise annealed to
+  ``instance_noise_floor``, in their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes.
+  With ``instance_noise_on="all"`` every discriminator sees it: each local pair draws its noise from its own stream
+  (the one its latents come from), so it still follows exactly the trajectory it would follow trained alone with
+  noise.
+- The R1 penalty (Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018) on every
+  discriminator's real inputs (``r1``).
+- A linear learning-rate decay at the end of a run (``lr_decay_start``, ``lr_decay_images``).
+
+``configs/sgan_grid25.yaml`` is the recipe for the 2D grid: noise on every discriminator and R1 (measured in
+BENCHMARKS.md, "Mode coverage on the 2D toys").
 
 ``sample()`` uses the global generator (its EMA); ``sample(n, member=i)`` the local generator ``i`` (1-based).
 """
@@ -58,7 +55,8 @@ NOISE_TARGETS = ("global", "all")
 
 @register_model("sgan")
 class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
-    """Ensemble SGAN: N local pairs trained as independent GANs, a global pair trained from them.
+    """Ensemble SGAN (Chavdarova & Fleuret, CVPR 2018): N local GAN pairs trained as independent GANs, and a global
+    pair whose generator trains against "messenger" copies of the local discriminators.
 
     Args:
         channels: image channels (images).
@@ -68,46 +66,25 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         ngf: generator width (images).
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
-        n_pairs: number of local pairs N. On grid25 neither eight pairs (fifth round, 256 points per pair) nor two
-            (twelfth round, 256 points per iteration, noise on every D, seeds 0 to 19: 15 of 20 runs meet the target,
-            16 of 20 with four) did better than four (BENCHMARKS.md).
-        messenger_sync: iterations between two refreshes of the messengers from the local discriminators (default:
-            100 on images, 1000 on vector data; see the module docstring).
-        messenger_batch: what each messenger's step trains on: ``chunk`` (its local pair's chunk of the real batch
-            versus as many ``G_0`` samples) or ``whole`` (the whole real batch versus every ``G_0`` sample). Default:
-            ``whole`` on vector data (the best measured, BENCHMARKS.md sixth round), ``chunk`` on images (``whole`` is
-            not measured there).
-        messenger_warmup: iterations after each refresh during which the messengers train on ``G_0``'s samples but
-            ``G_0`` does not train against them (0: ``G_0`` trains against a messenger the iteration it is refreshed,
-            when it has seen only its local generator's samples). 100 on grid25: 12 of 20 runs met the target against
-            16 of 20 without (BENCHMARKS.md, fourteenth round).
-        messenger_warmup_start: images seen from which the warm-up applies (0: after every refresh). An iteration is
-            held back when it is among the first ``messenger_warmup`` after a refresh and at least this many images
-            have been seen before it; set to ``instance_noise_images``, only the refreshes after the noise ends. On
-            grid25 that met the target in 16 of 20 runs, as without the warm-up, on other seeds (BENCHMARKS.md,
-            fifteenth round).
-        pair_seed: seed of the local pairs' initial weights and latent streams (pair i uses pair_seed * 1000 + i).
-        instance_noise: std of the Gaussian noise added to the discriminators' inputs at the start, 0 = off.
-        instance_noise_on: which discriminators see the noise: ``global`` (the messengers, in their steps and in
-            ``G_0``'s step; the local pairs and ``D_0`` train as without it) or ``all`` (also each local pair, in
-            both its steps, with noise from its own stream, and ``D_0``).
-        instance_noise_images: images seen over which the instance noise anneals linearly to its floor.
-        instance_noise_floor: the std the noise anneals to and then keeps (0: the noise ends). 0.1 on grid25 blurred the
-            samples (85.8 % high quality) and met the target in 1 of 4 runs (BENCHMARKS.md, fourteenth round).
-        instance_noise_power: shape of the anneal, ``(1 - images / instance_noise_images) ** power`` of the way from
-            ``instance_noise`` to the floor: 1 linear; 2 reaches small noise sooner and spends longer there. 2 on
-            grid25 missed the target on both seeds screened, 12 and 14 (20 modes each; BENCHMARKS.md, sixteenth round).
-        r1: weight gamma of the R1 penalty (Mescheder et al. 2018), ``gamma / 2 * E ||grad_x D(x)||^2`` on the real
-            inputs, in every discriminator's step (local pairs, ``D_0``, messengers); 0 = off. It costs a double
-            backward per step. 0.1 with the noise on grid25 (``configs/sgan_grid25.yaml``) met the target in 19 of 19
-            runs over seeds 0 to 19 (seed 15 not run), the recipe without it in 16 of 20 (BENCHMARKS.md, sixteenth
-            round).
+        n_pairs: number of local pairs N, >= 1 (each trains on 1/N of every batch).
+        messenger_sync: iterations between refreshes of the messengers from the local Ds, >= 1 (default: 100 on
+            images, 1000 on vector data).
+        messenger_batch: a messenger's step: "chunk" (its pair's chunk of the real batch) or "whole" (the whole
+            batch), versus as many G_0 samples (default: chunk on images, whole on vector data).
+        messenger_warmup: iterations after a refresh in which G_0 does not train against the messengers, in [0,
+            messenger_sync).
+        messenger_warmup_start: images seen before which there is no warm-up, >= 0.
+        pair_seed: seed of the local pairs' weights and latent streams (pair i: pair_seed * 1000 + i).
+        instance_noise: std of the instance noise on the discriminators' inputs at the start, >= 0 (0 = off).
+        instance_noise_on: which Ds see the noise: "global" (the messengers, also in G_0's step) or "all" (every D).
+        instance_noise_images: images seen over which the noise anneals to its floor, >= 0.
+        instance_noise_floor: std the noise anneals to and then keeps, in [0, instance_noise].
+        instance_noise_power: shape p > 0 of the anneal, (1 - images / instance_noise_images) ** p; 1 is linear.
+        r1: weight gamma >= 0 of the R1 penalty gamma / 2 * E ||grad_x D(x)||^2 on every D's real inputs (0 = off).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
-        lr_decay_start: images seen after which every learning rate decays linearly to 0 (``LRDecay``).
-        lr_decay_images: images over which it decays; 0 = no decay. On grid25, decayed over the last 4,000 of the
-            recipe's 12,000 iterations, it met the target on the same 6 of 10 seeds (10 to 19) as the recipe without
-            it (BENCHMARKS.md, thirteenth round): not in the recipe.
+        lr_decay_start: images seen after which every learning rate decays linearly to 0, >= 0.
+        lr_decay_images: images over which the rates decay, >= 0 (0 = no decay).
         beta1: Adam beta1.
         beta2: Adam beta2.
         ema_decay: decay of the global generator's EMA used for sampling (0 = off).

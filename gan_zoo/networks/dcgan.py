@@ -27,7 +27,8 @@ class DCGANGenerator(nn.Module):
         resolution: output side length (see ``base_resolution``).
         ngf: width of the finest feature map; coarser ones double up to ``max_channels``.
         upsample: ``"deconv"`` (stride-2 transposed convs, the paper) or ``"nearest"`` (nearest-neighbour upsampling
-            followed by a 3x3 conv: no checkerboard artefacts, seed 003).
+            followed by a 3x3 conv: no checkerboard artefacts; Odena, Dumoulin & Olah, "Deconvolution and
+            Checkerboard Artifacts", 2016, and ctmakro, "Fast LSGAN in Canton (TensorFlow)", 2017).
         max_channels: cap on the channel width.
     """
 
@@ -65,7 +66,8 @@ class DCGANDiscriminator(nn.Module):
         channels: image channels.
         resolution: input side length.
         ndf: width of the first feature map; deeper ones double up to ``max_channels``.
-        batch_norm: BatchNorm after every conv but the first (the paper; seed 004 found D better without).
+        batch_norm: BatchNorm after every conv but the first (the paper; Larsen & Sønderby, "Generating Faces with
+            Torch", 2015, found D better without).
         minibatch_kernels: B for minibatch discrimination before the last layer (0 = off).
         minibatch_kernel_dim: C for minibatch discrimination.
         max_channels: cap on the channel width.
