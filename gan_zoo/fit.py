@@ -26,7 +26,7 @@ import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from gan_zoo.checkpoint_io import first_line
-from gan_zoo.cli import Parser, UserError, add_hparams, read_config, run_main
+from gan_zoo.cli import HelpFormatter, Parser, UserError, add_hparams, read_config, run_main
 from gan_zoo.loggers import LOGGERS
 
 DATA_LINKED = ("channels", "resolution", "num_classes", "data_dim")  # model arguments filled in from the data set
@@ -45,11 +45,29 @@ def _limit(value: str):
     return int(v) if v.is_integer() and v > 1 else v
 
 
-def resolve_strategy(strategy: str, accelerator: str, devices) -> str:
-    """``auto`` becomes ``gan_ddp`` when the fit runs on more than one device (Lightning's own ``auto`` would pick
-    DDP without unused-parameter detection, which a GAN step's frozen network breaks); anything else passes."""
+# Lightning's DDP strategies that wrap the module without unused-parameter detection: a GAN step backpropagates
+# through one network at a time, so each of them fails at the first backward. They resolve to a strategy that works.
+GAN_SAFE_DDP = {"ddp": "gan_ddp", "ddp_find_unused_parameters_false": "gan_ddp"}
+GAN_SAFE_DDP.update({f"{k}{s}": f"{k}_find_unused_parameters_true" for k in ("ddp_spawn", "ddp_fork", "ddp_notebook")
+                     for s in ("", "_find_unused_parameters_false")})
+
+
+def strategy_note(asked: str, used: str) -> str:
+    """The line a fit prints when ``--strategy asked`` runs as ``used``."""
+    return (f"--strategy {asked}: running {used} (Lightning's {asked} wraps the whole module without "
+            "unused-parameter detection, which fails on a GAN step that trains one network at a time)")
+
+
+def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int = 1) -> str:
+    """``auto`` becomes ``gan_ddp`` when the fit runs on more than one device in all (``devices`` x ``num_nodes``;
+    Lightning's own ``auto`` would pick DDP without unused-parameter detection, which a GAN step's frozen network
+    breaks); Lightning's DDP names become their GAN-safe counterparts (``GAN_SAFE_DDP``); anything else passes."""
+    if strategy in GAN_SAFE_DDP:
+        return GAN_SAFE_DDP[strategy]
     if strategy != "auto":
         return strategy
+    if num_nodes > 1:
+        return "gan_ddp"
     if isinstance(devices, (list, tuple)):
         n = len(devices)
     elif devices == "auto" or devices == -1:
@@ -63,11 +81,12 @@ def resolve_strategy(strategy: str, accelerator: str, devices) -> str:
 
 
 def base_parser(add_help: bool) -> argparse.ArgumentParser:
-    from datamodules import list_datamodules
+    from gan_zoo.datamodules import list_datamodules
     from gan_zoo.registry import list_models
 
     p = Parser(
-        prog="fit.py", add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="fit.py", add_help=add_help, formatter_class=HelpFormatter,
+        usage="%(prog)s --model NAME [--data NAME] [--config FILE] [OPTION ...]",
         description=f"Train a GAN. Models: {', '.join(list_models())}. Data sets: {', '.join(list_datamodules())}.",
         epilog="Add --model NAME --help to list that model's hyperparameters.")
     p.add_argument("--model", help=f"model name, one of: {', '.join(list_models())}")
@@ -94,9 +113,13 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
     t.add_argument("--limit-train-batches", type=_limit, default=None, help="batches per epoch (int) or fraction")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu, auto, ...")
     t.add_argument("--devices", type=_devices, default="auto", help="number of devices, a list '0,1', or auto")
+    t.add_argument("--num-nodes", type=int, default=1,
+                   help="machines in a multi-node fit (each runs --devices processes; launch with torchrun or SLURM, "
+                        "see the README)")
     t.add_argument("--strategy", default="auto",
                    help="Lightning strategy: auto (one device, or gan_ddp on several: the measured default for "
-                        "GANs, see BENCHMARKS.md), gan_ddp, ddp_find_unused_parameters_true, ddp_spawn, ...")
+                        "GANs, see BENCHMARKS.md), gan_ddp, ddp_find_unused_parameters_true, ...; ddp runs as "
+                        "gan_ddp")
     t.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, 16-mixed, ...")
     t.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
                    help="torch.compile the trained networks (backend: inductor unless named; checkpoints unchanged)")
@@ -184,7 +207,7 @@ def config_argv(parser: argparse.ArgumentParser, config: dict, path: str) -> lis
     return tokens
 
 
-POSITIVE_OPTIONS = ("max_images", "max_epochs", "batch_size", "metric_samples", "log_every_n_steps")
+POSITIVE_OPTIONS = ("max_images", "max_epochs", "batch_size", "metric_samples", "log_every_n_steps", "num_nodes")
 NON_NEGATIVE_OPTIONS = ("num_workers", "num_labeled", "metrics_every_images", "ckpt_every_images",
                         "snapshot_every_images", "sample_every_images")
 
@@ -270,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --metric-samples
 
-    from datamodules import get_datamodule, get_datamodule_class
+    from gan_zoo.datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.base import check_hparams
     from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
     from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
@@ -345,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass
         max_images = getattr(model, "default_max_images", None)
         max_epochs = None if max_images else 1
-    args.strategy = resolve_strategy(args.strategy, args.accelerator, args.devices)
+    asked = args.strategy
+    args.strategy = resolve_strategy(args.strategy, args.accelerator, args.devices, args.num_nodes)
 
     signals = SignalCatcher()
     checkpoints = ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images,
@@ -359,13 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     callbacks += metric_callbacks(args, dm, out, model)
     callbacks += getattr(model, "default_callbacks", lambda dm, out: [])(dm, out)
     if args.progress_bar:
-        callbacks.append(ImagesProgressBar())
+        callbacks.append(ImagesProgressBar(max_images))
     logger = make_logger(args.logger, out, args.project)
     try:
         trainer = L.Trainer(
             max_epochs=max_epochs if max_epochs is not None else -1,
             limit_train_batches=args.limit_train_batches, accelerator=args.accelerator, devices=args.devices,
-            strategy=args.strategy, precision=args.precision, logger=logger, callbacks=callbacks,
+            num_nodes=args.num_nodes, strategy=args.strategy, precision=args.precision, logger=logger, callbacks=callbacks,
             plugins=[AtomicCheckpointIO()], enable_checkpointing=False, enable_progress_bar=args.progress_bar,
             enable_model_summary=False, log_every_n_steps=args.log_every_n_steps, default_root_dir=str(out),
             num_sanity_val_steps=0)
@@ -388,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         if logger:
             logger.log_hyperparams({f"run/{k}": v for k, v in resolved.items() if k not in hparams})
         if trainer.is_global_zero:
+            if asked in GAN_SAFE_DDP:
+                print(strategy_note(asked, args.strategy), file=sys.stderr)
             print(f"{cls.model_name} on {dm.describe()} -> {out}", file=sys.stderr)
         try:
             with signals:

@@ -1,30 +1,88 @@
-"""A progress bar that shows images per second beside the losses."""
+"""A progress bar counted in images seen, the unit a GAN's budget is given in."""
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar
+from tqdm.auto import tqdm
 
 
-class ImagesProgressBar(TQDMProgressBar):
-    """Lightning's TQDM bar plus ``img/s`` (images seen per wall-clock second, over the last refresh window)
-    and ``kimg``."""
+def planned_images(trainer, pl_module, max_images: int | None) -> int | None:
+    """The images a fit will have seen at its end: ``max_images`` (``--max-images`` or the model's schedule), else
+    ``max_epochs`` passes of (batches per epoch x images per batch x ranks); None when unknown."""
+    if max_images:
+        return int(max_images)
+    batches = trainer.num_training_batches
+    batch_size = getattr(trainer.datamodule, "batch_size", None)
+    if trainer.max_epochs is None or trainer.max_epochs < 1 or not batch_size or not math.isfinite(batches):
+        return None
+    return int(trainer.max_epochs * batches * batch_size * trainer.world_size)
 
-    def __init__(self, refresh_rate: int = 1):
-        super().__init__(refresh_rate=refresh_rate)
+
+class ImagesProgressBar(ProgressBar):
+    """One bar for the whole fit, in kimg: its total is the image budget, so its ETA is the fit's; beside it the
+    images per second (over the last ``rate_window`` seconds) and the values the model logs to the progress bar."""
+
+    def __init__(self, max_images: int | None = None, rate_window: float = 2.0):
+        super().__init__()
+        self.max_images, self.rate_window = max_images, rate_window
+        self._enabled = True
+        self.bar = None
+        self._shown = 0
         self._t0, self._n0, self._rate = None, 0, 0.0
 
-    def get_metrics(self, trainer, pl_module):
-        metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)
-        seen = getattr(pl_module, "images_seen", 0)
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        total = planned_images(trainer, pl_module, self.max_images)
+        self._shown = pl_module.images_seen
+        self.bar = tqdm(total=total, initial=self._shown, unit_scale=0.001,  # counted in images, shown in kimg
+                        desc=pl_module.model_name, unit="kimg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} kimg "
+                                   "[{elapsed}<{remaining}{postfix}]" if total else None)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.bar is None:
+            return
+        seen = pl_module.images_seen
         now = time.perf_counter()
         if self._t0 is None:
             self._t0, self._n0 = now, seen
-        elif now - self._t0 >= 2.0:
+        elif now - self._t0 >= self.rate_window:
             self._rate = (seen - self._n0) / (now - self._t0)
             self._t0, self._n0 = now, seen
-        metrics["img/s"] = f"{self._rate:.0f}"
-        metrics["kimg"] = f"{seen / 1000:.1f}"
-        return metrics
+        shown = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in self.get_metrics(trainer, pl_module).items()
+                 if k != "v_num"}
+        shown["img/s"] = f"{self._rate:.0f}"
+        self.bar.set_postfix(shown, refresh=False)
+        if self.bar.total is not None and seen > self.bar.total:  # the last batch may overshoot the budget
+            self.bar.total = seen
+        self.bar.update(seen - self._shown)
+        self._shown = seen
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._close()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._close()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._close()
