@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         suite = MetricSuite(extractor, metrics).to(args.device)
         feats, status = real_features(dm, args.split, args.n_real, extractor, device=args.device)
         suite.set_real_features(feats.to(args.device))
-        generate_and_update(suite, model, args.n, args.seed, 0, 1, args.batch_size, **member)
+        generate_and_update(suite, model, args.n, args.seed, 0, 1, args.batch_size, progress="generating", **member)
         res = suite.compute(args.n)
         result.update(extractor=ext_name, extractor_sha256=extractor.sha256, resize=extractor.resize_note,
                       n_fake=args.n, n_real=len(feats), real_stats_cache=status,

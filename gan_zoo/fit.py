@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import shutil
 import signal
@@ -277,7 +278,7 @@ def metric_callbacks(args, dm, out: Path, model=None) -> list:
         names = ["fid", "is", "kid"]
     return [ImageMetrics(parse_metrics(names), args.metric_samples, extractor, args.metric_split,
                          every_n_images=args.metrics_every_images, seed=args.seed,
-                         inception_weights=args.inception_weights)] + probe
+                         inception_weights=args.inception_weights, progress=args.progress_bar)] + probe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --metric-samples
+    quiet_lightning_and_wandb()
 
     from gan_zoo.datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.base import check_hparams
@@ -385,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.progress_bar:
         callbacks.append(ImagesProgressBar(max_images))
     logger = make_logger(args.logger, out, args.project)
+    if logger:
+        logger.images_seen = lambda: model.images_seen  # one x-axis for every logged value
     try:
         trainer = L.Trainer(
             max_epochs=max_epochs if max_epochs is not None else -1,
@@ -436,6 +440,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done: {model.images_seen} images seen; checkpoint {out / 'checkpoints' / 'last.ckpt'}"
               + (f"; samples {out / 'samples' / 'final.png'}" if dm.is_image else ""), file=sys.stderr)
     return 0
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+def quiet_lightning_and_wandb() -> None:
+    """Silence the notices a normal fit does not need: Lightning's advertisement for its hosted logger, its warning
+    that an epoch is shorter than ``--log-every-n-steps`` (progress is counted in images, not epochs), and W&B's
+    deprecation notice for the ``anonymous`` setting Lightning passes."""
+    import warnings
+
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessages) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropMessages("litlogger"))
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*anonymous setting.*")
 
 
 def write_run_config(out: Path, resolved: dict) -> None:

@@ -1,5 +1,10 @@
 """The loggers ``fit.py`` offers (``--logger wandb|tensorboard|csv|none``), set up so a run's logs survive a kill and
-a resume."""
+a resume, and so every logged value sits on one x-axis: images seen.
+
+Lightning steps its loggers by ``global_step``, which under manual optimization counts optimizer steps (two or more
+per batch, a different number per model). Each logger here places every value at the images seen when it was
+logged instead (the CSV's ``step`` column, TensorBoard's step) and adds ``train/kimg`` to it; W&B plots everything
+against ``train/kimg`` (``define_metric``)."""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger
+from typing import Callable
+
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 LOGGERS = ("wandb", "tensorboard", "csv", "none")
 
@@ -41,7 +49,46 @@ class _DurableWriter(ExperimentWriter):
             raise
 
 
-class DurableCSVLogger(CSVLogger):
+class ImagesSeenStep:
+    """Logger mixin: ``log_metrics`` places the values at ``images_seen()`` (set by the fit to the model's counter)
+    and adds ``train/kimg``, whatever step the caller passed."""
+
+    images_seen: Callable[[], int] | None = None
+
+    def _at_images_seen(self, metrics: dict, step):
+        if self.images_seen is None:
+            return metrics, step
+        seen = int(self.images_seen())
+        return {**metrics, "train/kimg": metrics.get("train/kimg", seen / 1000)}, seen
+
+    def log_metrics(self, metrics, step=None) -> None:
+        metrics, step = self._at_images_seen(dict(metrics), step)
+        super().log_metrics(metrics, step)
+
+
+class ImagesTensorBoardLogger(ImagesSeenStep, TensorBoardLogger):
+    """TensorBoard with every scalar at images seen."""
+
+
+class ImagesWandbLogger(ImagesSeenStep, WandbLogger):
+    """W&B with ``train/kimg`` as the x-axis of every value."""
+
+    @property
+    def experiment(self):
+        new = self._experiment is None
+        experiment = super().experiment
+        if new and hasattr(experiment, "define_metric") and getattr(experiment, "id", None) is not None:
+            experiment.define_metric("train/kimg")
+            experiment.define_metric("*", step_metric="train/kimg", step_sync=True)
+        return experiment
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step=None) -> None:
+        metrics, _ = self._at_images_seen(dict(metrics), step)
+        self.experiment.log(metrics)
+
+
+class DurableCSVLogger(ImagesSeenStep, CSVLogger):
     """A CSV logger that writes each row to ``metrics.csv`` when it is logged (Lightning's buffers 100 steps, which a
     kill loses) and never leaves a truncated file. Rows are logged every ``--log-every-n-steps`` steps, so the cost
     is one small append per logged step."""
@@ -66,17 +113,13 @@ def make_logger(name: str, out: Path, project: str = "gan_zoo"):
     if name == "csv":  # call keep_earlier_csv(out / "logs") before the first row
         return DurableCSVLogger(str(out), name="logs", version="")
     if name == "tensorboard":
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        return TensorBoardLogger(str(out), name="tensorboard", version="")
-    from lightning.pytorch.loggers import WandbLogger
-
+        return ImagesTensorBoardLogger(str(out), name="tensorboard", version="")
     mode = os.environ.get("WANDB_MODE")
     if mode is None and not _wandb_credentials():
         mode = "offline"
         print(f"W&B: no credentials found, logging offline under {out / 'wandb'}; upload later with "
               f"`wandb sync {out / 'wandb'}/offline-run-*`", file=sys.stderr)
-    return WandbLogger(project=project, name=out.name, save_dir=str(out), mode=mode)
+    return ImagesWandbLogger(project=project, name=out.name, save_dir=str(out), mode=mode)
 
 
 def keep_earlier_csv(logs: Path) -> None:

@@ -34,5 +34,5 @@ class TestAccuracy(EveryNImages):
         self.history.append(logged)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics(logged, step=trainer.global_step)
+                logger.log_metrics(logged, step=pl_module.images_seen)
             print(f"test accuracy ({self.split}, {len(x)} images): {acc:.2f} %", file=sys.stderr)

@@ -62,6 +62,6 @@ class LinearProbe(EveryNImages):
         self.history.append(logged)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics(logged, step=trainer.global_step)
+                logger.log_metrics(logged, step=pl_module.images_seen)
             print("linear probe test accuracy: " + ", ".join(
                 f"{k} {v['test_acc']:.2f} % ({v['dim']}-d)" for k, v in res.items()), file=sys.stderr)

@@ -11,6 +11,7 @@ import math
 import sys
 
 import torch
+from tqdm.auto import tqdm
 
 from gan_zoo.callbacks.periodic import EveryNImages
 from gan_zoo.metrics.cache import cached_features, stats_key
@@ -29,18 +30,22 @@ def real_features(dm, split: str, n_real: int | None, extractor, device=None) ->
 
 
 def generate_and_update(suite: MetricSuite, model, n: int, seed: int, rank: int, world: int,
-                        batch_size: int = 500, **generate_kwargs) -> int:
+                        batch_size: int = 500, progress: str | None = None, **generate_kwargs) -> int:
     """Generate this rank's share of ``n`` samples (seeded by ``seed`` and the rank) into ``suite``; return it.
-    ``generate_kwargs`` go to ``model.generate`` (e.g. SGAN's ``member``)."""
+    ``progress``: a bar with this description counts the samples. ``generate_kwargs`` go to ``model.generate``
+    (e.g. SGAN's ``member``)."""
     share = math.ceil(n / world)
     share = max(0, min(share, n - rank * share))
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
     done = 0
-    while done < share:
-        k = min(batch_size, share - done)
-        z = model.sample_latent(k, generator=gen, device=model.device)
-        suite.update(model.generate(z, **generate_kwargs))
-        done += k
+    with tqdm(total=share, desc=progress, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True,
+              disable=progress is None) as bar:
+        while done < share:
+            k = min(batch_size, share - done)
+            z = model.sample_latent(k, generator=gen, device=model.device)
+            suite.update(model.generate(z, **generate_kwargs))
+            done += k
+            bar.update(k)
     return share
 
 
@@ -56,15 +61,16 @@ class ImageMetrics(EveryNImages):
         every_n_images: images seen between evaluations (0 = only at the end).
         seed: sampling seed (the same latents at every evaluation).
         inception_weights: path of the Inception weights file (``inception`` only).
+        progress: show a bar counting the samples of each evaluation (rank 0).
     """
 
     def __init__(self, metrics=("fid", "is", "kid"), n_samples: int = 10_000, extractor: str = "fmnist-cnn",
                  split: str = "test", n_real: int | None = None, every_n_images: int = 0, seed: int = 0,
-                 inception_weights: str | None = None, batch_size: int = 500):
+                 inception_weights: str | None = None, batch_size: int = 500, progress: bool = False):
         super().__init__(every_n_images)
         self.metrics, self.n_samples, self.extractor_name = metrics, n_samples, extractor
         self.split, self.n_real, self.seed = split, n_real, seed
-        self.inception_weights, self.batch_size = inception_weights, batch_size
+        self.inception_weights, self.batch_size, self.progress = inception_weights, batch_size, progress
         self.suite: MetricSuite | None = None
         self.history: list[dict] = []
 
@@ -94,15 +100,17 @@ class ImageMetrics(EveryNImages):
 
     def evaluate(self, trainer, pl_module) -> dict[str, float]:
         self.suite.reset_fake()
+        label = f"metrics ({', '.join(self.metrics)} of {self.n_samples} samples)"
         generate_and_update(self.suite, pl_module, self.n_samples, self.seed, trainer.global_rank,
-                            trainer.world_size, self.batch_size)
+                            trainer.world_size, self.batch_size,
+                            progress=label if self.progress and trainer.is_global_zero else None)
         res = self.suite.compute(self.n_samples)  # on every rank
         named = named_results(res, self.n_samples, self.extractor_name, self.split)
         named["train/kimg"] = pl_module.images_seen / 1000
         self.history.append(named)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics(named, step=trainer.global_step)
+                logger.log_metrics(named, step=pl_module.images_seen)
         if trainer.is_global_zero or trainer.world_size > 1:  # under DDP every rank reports what it computed
             prefix = f"[rank {trainer.global_rank}] " if trainer.world_size > 1 else ""
             print(prefix + "  ".join(f"{k}={v:.6g}" for k, v in named.items()), file=sys.stderr)

@@ -34,7 +34,7 @@ class ResolutionGrids(L.Callback):
         path = self.dirpath / f"res{res:04d}.png"
         save_image(grid, path)
         for logger in trainer.loggers:
-            log_image(logger, self.key, grid, path, trainer.global_step, pl_module.images_seen)
+            log_image(logger, self.key, grid, path, pl_module.images_seen)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         level = pl_module.schedule.at(pl_module.images_seen).level

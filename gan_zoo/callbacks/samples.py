@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,12 +18,12 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     return make_grid(images.float().cpu(), nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
 
 
-def log_image(logger, key: str, grid: torch.Tensor, path: Path, step: int, images_seen: int) -> None:
-    """Send a grid to W&B or TensorBoard; other loggers (CSV, none) only get the PNG file."""
+def log_image(logger, key: str, grid: torch.Tensor, path: Path, images_seen: int) -> None:
+    """Send a grid to W&B or TensorBoard at ``images_seen``; other loggers (CSV, none) only get the PNG file."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
     if isinstance(logger, WandbLogger):
-        logger.log_image(key=key, images=[str(path)], step=step, caption=[f"{images_seen / 1000:.1f} kimg"])
+        logger.log_image(key=key, images=[str(path)], step=images_seen, caption=[f"{images_seen / 1000:.1f} kimg"])
     elif isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(key, grid, global_step=images_seen)
 
@@ -62,7 +63,7 @@ class SampleGrid(EveryNImages):
         path = self.dirpath / name
         save_image(grid, path)
         for logger in trainer.loggers:
-            log_image(logger, self.key, grid, path, trainer.global_step, pl_module.images_seen)
+            log_image(logger, self.key, grid, path, pl_module.images_seen)
         self.written.append(path)
         return path
 
@@ -72,4 +73,10 @@ class SampleGrid(EveryNImages):
             self.write(trainer, pl_module, f"{self.prefix}_000000000.png")
 
     def run(self, trainer, pl_module, final: bool) -> None:
+        last = self.written[-1] if self.written else None
+        if final and last is not None and last.stem == f"{self.prefix}_{pl_module.images_seen:09d}":
+            # the fit ended on a periodic grid: final.png is that file, not a second logged copy of it
+            if trainer.is_global_zero:
+                shutil.copyfile(last, self.dirpath / f"{self.final}.png")
+            return
         self.write(trainer, pl_module, f"{self.final}.png" if final else f"{self.prefix}_{pl_module.images_seen:09d}.png")

@@ -44,8 +44,8 @@ class ToyModeMetrics(EveryNImages):
             scatter_png(samples, dm.modes(), path)
             image = TF.to_tensor(Image.open(path))
             for logger in trainer.loggers:
-                logger.log_metrics(logged, step=trainer.global_step)
-                log_image(logger, "toy/scatter", image, path, trainer.global_step, pl_module.images_seen)
+                logger.log_metrics(logged, step=pl_module.images_seen)
+                log_image(logger, "toy/scatter", image, path, pl_module.images_seen)
             print(f"toy: {res['modes']}/{res['num_modes']} modes, {100 * res['hq']:.1f}% high quality, "
                   f"reverse KL {res['reverse_kl']:.3f}", file=sys.stderr)
         return logged
