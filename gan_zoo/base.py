@@ -288,32 +288,21 @@ class InstanceNoise:
     """Instance noise (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016; as a GAN trick in
     ctmakro, "Fast LSGAN in Canton (TensorFlow)", 2017): Gaussian noise added to what a discriminator sees, real and
     fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
-    ``hparams.instance_noise_images`` images seen (or to ``hparams.instance_noise_floor`` where a model has that
-    hyperparameter, and then held there; where a model has ``hparams.instance_noise_power`` p, the anneal follows
-    ``(1 - images / instance_noise_images) ** p``: p = 1 linear, p > 1 reaches small noise sooner and lingers there).
-    It blurs the data and the samples alike, so D's score varies smoothly across the gaps between modes and a
-    generator gets a gradient towards modes it has no samples near.
+    ``hparams.instance_noise_images`` images seen. It blurs the data and the samples alike, so D's score varies
+    smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
     Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
 
     @staticmethod
-    def check_instance_noise(instance_noise: float, instance_noise_images: int, floor: float = 0.0,
-                             power: float = 1.0) -> None:
+    def check_instance_noise(instance_noise: float, instance_noise_images: int) -> None:
         if instance_noise < 0 or instance_noise_images < 0:
             raise ValueError("instance_noise and instance_noise_images must be >= 0")
-        if not power > 0:
-            raise ValueError(f"instance_noise_power must be > 0, got {power}")
-        if not 0 <= floor <= instance_noise:
-            raise ValueError(f"instance_noise_floor must be in [0, instance_noise = {instance_noise}], got {floor}")
 
     def noise_sigma(self) -> float:
-        """Instance-noise std at the current number of images seen (anneal to the floor, 0 by default; linear unless
-        the model sets ``instance_noise_power``)."""
+        """Instance-noise std at the current number of images seen (annealed linearly to 0)."""
         sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
         if sigma0 == 0 or horizon == 0:
             return 0.0
-        floor = self.hparams.get("instance_noise_floor", 0.0)
-        power = self.hparams.get("instance_noise_power", 1.0)
-        return floor + (sigma0 - floor) * max(0.0, 1.0 - self.images_seen / horizon) ** power
+        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
 
     @staticmethod
     def _d_input(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
@@ -323,37 +312,6 @@ class InstanceNoise:
         if generator is None:
             return x + sigma * torch.randn_like(x)
         return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
-class LRDecay:
-    """A linear learning-rate decay at the end of a run, counted in images seen: every optimizer's rate is its
-    initial rate until ``hparams.lr_decay_start`` images, then falls linearly to 0 over ``hparams.lr_decay_images``
-    images and stays 0 (``lr_decay_images`` 0: no decay). Meant for a fixed budget: set ``lr_decay_start +
-    lr_decay_images`` to the run's length. Put it before ``GANModule`` in the bases and call ``decay_lr()`` at the
-    start of each training step; the factor follows ``images_seen``, so a resumed run continues the schedule where it
-    stopped."""
-
-    @staticmethod
-    def check_lr_decay(lr_decay_start: int, lr_decay_images: int) -> None:
-        if lr_decay_start < 0 or lr_decay_images < 0:
-            raise ValueError("lr_decay_start and lr_decay_images must be >= 0")
-
-    def lr_factor(self) -> float:
-        """The learning-rate multiplier at the current number of images seen."""
-        start, span = self.hparams.get("lr_decay_start", 0), self.hparams.get("lr_decay_images", 0)
-        if span == 0:
-            return 1.0
-        return max(0.0, 1.0 - max(0, self.images_seen - start) / span)
-
-    def decay_lr(self) -> float:
-        """Set every optimizer's rate to its initial rate times ``lr_factor()``; returns the factor."""
-        factor = self.lr_factor()
-        if self.hparams.get("lr_decay_images", 0) and self._trainer is not None:
-            for opt in self.trainer.optimizers:
-                for group in opt.param_groups:
-                    group.setdefault("initial_lr", group["lr"])  # saved with the optimizer state: resumes keep it
-                    group["lr"] = group["initial_lr"] * factor
-        return factor
 
 
 class MemberSampling:

@@ -51,6 +51,27 @@ def lsgan_g_loss(fake_scores: Tensor, c: float = 1.0) -> Tensor:
     return 0.5 * (fake_scores - c).pow(2).mean()
 
 
+# --- EGAN (Wang et al. 2018) ------------------------------------------------------------------------------------------
+
+EGAN_MUTATIONS = ("minimax", "heuristic", "least_squares")
+
+
+def mutation_loss(kind: str, fake_logits: Tensor) -> Tensor:
+    """The generator loss of one EGAN mutation, on D's logits for the child's samples.
+
+    ``minimax``: ``-mean softplus(s)``  # mean log(1 - D(G(z)));
+    ``heuristic``: ``mean softplus(-s)``  # -mean log D(G(z));
+    ``least_squares``: ``mean (sigmoid(s) - 1)^2``  # mean (D(G(z)) - 1)^2.
+    """
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # mean log(1 - D(G(z)))
+    if kind == "heuristic":
+        return F.softplus(-fake_logits).mean()  # -mean log D(G(z))
+    if kind == "least_squares":
+        return (torch.sigmoid(fake_logits) - 1.0).pow(2).mean()
+    raise ValueError(f"unknown mutation {kind!r}; valid: {', '.join(EGAN_MUTATIONS)}")
+
+
 # --- Regularisers ----------------------------------------------------------------------------------------------------
 
 def l2_penalty(params, coef: Tensor | float) -> Tensor:

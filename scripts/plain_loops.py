@@ -32,9 +32,8 @@ from torch import Tensor, nn
 from gan_zoo.base import adam_impl, ema_step_
 from gan_zoo.losses import (LSGAN_CODINGS, bce_d_loss, bce_errors, bigan_d_loss, bigan_eg_loss, bigbigan_d_loss,
                             bigbigan_eg_loss, drift_penalty, feature_matching_loss, gradient_penalty, lsgan_d_loss,
-                            lsgan_g_loss, ns_g_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss,
-                            selfgan_loss, wgan_d_loss, wgan_g_loss)
-from gan_zoo.models.egan import mutation_loss
+                            lsgan_g_loss, mutation_loss, ns_g_loss, odena_d_loss, odena_g_loss, salimans_d_loss,
+                            salimans_ns_g_loss, selfgan_loss, wgan_d_loss, wgan_g_loss)
 from gan_zoo.models.pggan import _as_float32
 
 StepFn = Callable[[int, dict], None]

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 import gan_zoo
-from gan_zoo.losses import bce_d_loss, ns_g_loss
-from gan_zoo.models.egan import mutation_loss
+from gan_zoo.losses import bce_d_loss, mutation_loss, ns_g_loss
 from gan_zoo.networks.factory import gan_networks
 from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
 
@@ -276,7 +275,7 @@ def test_messenger_cadence_defaults_to_the_best_measured_for_the_data_and_is_sav
 
 
 def test_messenger_batch_defaults_to_the_best_measured_for_the_data_and_is_saved():
-    # BENCHMARKS.md, sixth round: the whole batch on the 2D toys; images keep the chunk (the whole batch not measured)
+    # BENCHMARKS.md, "Mode coverage on the 2D toys": the whole batch on the 2D toys; images keep the chunk (the whole batch not measured)
     assert _sgan().hparams.messenger_batch == "whole"
     images = gan_zoo.get_model("sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
     assert images.hparams.messenger_batch == "chunk"
@@ -301,36 +300,6 @@ def test_messengers_equal_their_local_d_right_after_a_sync_and_follow_the_cadenc
     # after the messenger steps they have moved away from the local discriminators
     m, d = model.messengers[0], model.local_discriminators[0]
     assert not all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), d.state_dict().values()))
-
-
-@pytest.mark.parametrize("start, g0_steps", [
-    (0, [False, True, True, False, True, True]),  # every refresh: G_0 stays put in iterations 0 and 3
-    (48, [True, True, True, False, True, True]),  # 48 images (3 batches of 16) seen before iteration 3
-    (49, [True] * 6),  # the refresh at iteration 3 comes after 48 images: before the warm-ups start
-])
-def test_g0_waits_for_the_messengers_to_warm_up_after_each_refresh(start, g0_steps):
-    # refresh every 3 iterations, warm-up 1, from `start` images seen: G_0 (and its EMA) steps exactly in `g0_steps`
-    model = _sgan(messenger_sync=3, messenger_warmup=1, messenger_warmup_start=start)
-    rec = StepRecorder()
-    g0_index = 3 * 2  # optimizers: 2 local G, 2 local D, 2 messengers, then G_0 and D_0
-    ema_before = []
-    model.update_ema = (lambda orig: lambda: (ema_before.append(model.iterations), orig()))(model.update_ema)
-    tiny_trainer(6, callbacks=[rec]).fit(model, _toy_loader(n=96))
-    per_iteration = []  # optimizer indices per iteration; each iteration starts with local D_1's step (index 2)
-    for i, _ in rec.steps:
-        if i == 2:
-            per_iteration.append([])
-        per_iteration[-1].append(i)
-    assert len(per_iteration) == 6
-    assert [g0_index in steps for steps in per_iteration] == g0_steps
-    assert [steps.count(4) + steps.count(5) for steps in per_iteration] == [2] * 6  # the messengers always train
-    assert ema_before == [i for i, steps in enumerate(g0_steps) if steps]
-    assert all(changed and changed <= param_names(model.generator, "generator")
-               for i, changed in rec.steps if i == g0_index)
-    with pytest.raises(ValueError, match=r"messenger_warmup must be in \[0, messenger_sync = 3\), got 3"):
-        _sgan(messenger_sync=3, messenger_warmup=3)
-    with pytest.raises(ValueError, match=r"messenger_warmup_start must be >= 0 images, got -1"):
-        _sgan(messenger_warmup_start=-1)
 
 
 @pytest.mark.parametrize("messenger_batch", ["chunk", "whole"])
@@ -406,28 +375,6 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
         _sgan(instance_noise_on="local")
 
 
-@pytest.mark.parametrize("power, middle", [(1.0, 0.25), (2.0, 0.175)])
-def test_sgan_instance_noise_anneals_to_its_floor_and_stays_there(power, middle):
-    model = _sgan(instance_noise=0.4, instance_noise_images=32, instance_noise_floor=0.1,
-                  instance_noise_power=power)  # batches of 16
-    sigmas = []
-    step = model._d_step
-
-    def recording_step(opt, d, real, fake, backward, sigma=0.0, generator=None):
-        if any(d is m for m in model.messengers):
-            sigmas.append(sigma)
-        return step(opt, d, real, fake, backward, sigma, generator)
-
-    model._d_step = recording_step
-    tiny_trainer(4).fit(model, _toy_loader())
-    # 0.1 + (0.4 - 0.1) * (1 - images / 32) ** power down to 0.1 at 32 images, then held; two messengers per iteration
-    assert_close(sigmas, [0.4, 0.4, middle, middle, 0.1, 0.1, 0.1, 0.1])
-    with pytest.raises(ValueError, match=r"instance_noise_floor must be in \[0, instance_noise = 0.4\], got 0.5"):
-        _sgan(instance_noise=0.4, instance_noise_floor=0.5)
-    with pytest.raises(ValueError, match="instance_noise_power must be > 0, got 0"):
-        _sgan(instance_noise=0.4, instance_noise_power=0)
-
-
 def test_sgan_instance_noise_on_all_reaches_every_discriminator():
     """With instance_noise_on="all" the local pairs and D_0 see the noise too (each local pair from its own stream)."""
     model = _sgan(instance_noise=0.4, instance_noise_images=64, instance_noise_on="all")
@@ -446,55 +393,6 @@ def test_sgan_instance_noise_on_all_reaches_every_discriminator():
     assert [(who, own) for who, _, own in seen] == [("local", True)] * 2 + [("d0", True)] + [("msg", True)] * 2 \
         + [("local", True)] * 2 + [("d0", True)] + [("msg", True)] * 2
     assert_close([s for _, s, _ in seen], [0.4] * 5 + [0.3] * 5)
-
-
-def test_lr_decay_factor_is_linear_in_images_seen_then_zero():
-    model = _sgan(lr_decay_start=100, lr_decay_images=400)
-    factors = []
-    for seen in (0, 100, 200, 400, 500, 900):
-        model.images_seen = seen
-        factors.append(model.lr_factor())
-    assert_close(factors, [1.0, 1.0, 0.75, 0.25, 0.0, 0.0])
-    model.hparams.lr_decay_images = 0  # off
-    assert model.lr_factor() == 1.0
-    with pytest.raises(ValueError, match="lr_decay_start and lr_decay_images must be >= 0"):
-        _sgan(lr_decay_images=-1)
-
-
-def test_sgan_lr_decay_reaches_every_optimizer_and_a_zero_rate_moves_nothing():
-    # batches of 16, decay from 16 images over 32: factors 1, 1, 0.5, 0 at the four iterations
-    model = _sgan(lr=1e-3, lr_d=4e-4, lr_decay_start=16, lr_decay_images=32)
-    rec = StepRecorder()
-    tiny_trainer(4, callbacks=[rec]).fit(model, _toy_loader())
-    n_steps = 3 * 2 + 2  # per iteration: 2 local D, 2 local G, D_0, 2 messengers, G_0
-    assert len(rec.steps) == 4 * n_steps
-    g_opts = {0, 1, 6}  # the local generators and G_0 (configure_optimizers' order)
-    expected = [(1e-3 if i in g_opts else 4e-4) * f
-                for k, f in enumerate([1.0, 1.0, 0.5, 0.0]) for i, _ in rec.steps[k * n_steps:(k + 1) * n_steps]]
-    assert_close(rec.lrs, expected)
-    assert all(changed for _, changed in rec.steps[:-n_steps])
-    assert all(not changed for _, changed in rec.steps[-n_steps:])  # rate 0: Adam leaves every parameter as it is
-
-
-def test_sgan_resumed_mid_decay_continues_the_schedule_exactly(tmp_path):
-    """6 batches straight == 3, checkpoint, 3 more: the decayed rates come from the saved initial rates."""
-    from gan_zoo.checkpoint_io import AtomicCheckpointIO
-    from tests.test_all_models import SaveAndStop
-
-    hp = dict(lr_decay_start=16, lr_decay_images=48)  # factors 1, 1, 2/3 | 1/3, 0, 0: saved mid-decay
-    full = _sgan(**hp)
-    tiny_trainer(6).fit(full, _toy_loader(n=96))
-    part = _sgan(**hp)
-    tiny_trainer(6, callbacks=[SaveAndStop(3, tmp_path / "mid.ckpt")],
-                 plugins=[AtomicCheckpointIO()]).fit(part, _toy_loader(n=96))
-    resumed = _sgan(**hp)
-    torch.manual_seed(999)  # whatever the process RNG is now, the checkpoint restores it
-    tiny_trainer(6, plugins=[AtomicCheckpointIO()]).fit(resumed, _toy_loader(n=96),
-                                                        ckpt_path=str(tmp_path / "mid.ckpt"))
-    assert resumed.images_seen == full.images_seen == 96
-    a, b = full.state_dict(), resumed.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def test_sgan_samples_global_and_members():

@@ -35,22 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
-from gan_zoo.losses import bce_d_loss
+from gan_zoo.losses import EGAN_MUTATIONS as MUTATIONS
+from gan_zoo.losses import bce_d_loss, mutation_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
-
-MUTATIONS = ("minimax", "heuristic", "least_squares")
-
-
-def mutation_loss(kind: str, fake_logits: Tensor) -> Tensor:
-    """The generator loss of one EGAN mutation, on D's logits for the child's samples."""
-    if kind == "minimax":
-        return -F.softplus(fake_logits).mean()  # mean log(1 - D(G(z)))
-    if kind == "heuristic":
-        return F.softplus(-fake_logits).mean()  # -mean log D(G(z))
-    if kind == "least_squares":
-        return (torch.sigmoid(fake_logits) - 1.0).pow(2).mean()
-    raise ValueError(f"unknown mutation {kind!r}; valid: {', '.join(MUTATIONS)}")
 
 
 class Population(nn.Module):

@@ -16,21 +16,18 @@ Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
    ``G_0``'s samples when ``G_0`` trains against it, and ``G_0`` collapses onto one mode of the 2D grid. The default
    cadence is every 100 iterations on images and every 1,000 on vector data (measured in BENCHMARKS.md, "Mode
    coverage on the 2D toys" and "The pretrained zoo").
-4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen), except
-   in the first ``messenger_warmup`` iterations after each refresh (once ``messenger_warmup_start`` images have been
-   seen), while the refreshed messengers adapt to ``G_0``'s samples. Off by default.
+4. Global G: ``G_0`` takes a step on the non-saturating loss averaged over the messengers (messengers frozen).
 
 Options beyond the paper, all off by default:
 
 - Instance noise (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016): with
-  ``instance_noise`` the messengers see real data and ``G_0``'s samples through Gaussian noise annealed to
-  ``instance_noise_floor``, in their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes.
+  ``instance_noise`` the messengers see real data and ``G_0``'s samples through Gaussian noise annealed to 0, in
+  their steps and in ``G_0``'s: a smoother signal across the empty gaps between modes.
   With ``instance_noise_on="all"`` every discriminator sees it: each local pair draws its noise from its own stream
   (the one its latents come from), so it still follows exactly the trajectory it would follow trained alone with
   noise.
 - The R1 penalty (Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018) on every
   discriminator's real inputs (``r1``).
-- A linear learning-rate decay at the end of a run (``lr_decay_start``, ``lr_decay_images``).
 
 ``configs/sgan_grid25.yaml`` is the recipe for the 2D grid: noise on every discriminator and R1 (measured in
 BENCHMARKS.md, "Mode coverage on the 2D toys").
@@ -43,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule, InstanceNoise, LRDecay, MemberSampling
+from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
 from gan_zoo.losses import bce_d_loss, ns_g_loss, r1_penalty
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -54,7 +51,7 @@ NOISE_TARGETS = ("global", "all")
 
 
 @register_model("sgan")
-class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
+class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
     """Ensemble SGAN (Chavdarova & Fleuret, CVPR 2018): N local GAN pairs trained as independent GANs, and a global
     pair whose generator trains against "messenger" copies of the local discriminators.
 
@@ -71,20 +68,13 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             images, 1000 on vector data).
         messenger_batch: a messenger's step: "chunk" (its pair's chunk of the real batch) or "whole" (the whole
             batch), versus as many G_0 samples (default: chunk on images, whole on vector data).
-        messenger_warmup: iterations after a refresh in which G_0 does not train against the messengers, in [0,
-            messenger_sync).
-        messenger_warmup_start: images seen before which there is no warm-up, >= 0.
         pair_seed: seed of the local pairs' weights and latent streams (pair i: pair_seed * 1000 + i).
         instance_noise: std of the instance noise on the discriminators' inputs at the start, >= 0 (0 = off).
         instance_noise_on: which Ds see the noise: "global" (the messengers, also in G_0's step) or "all" (every D).
-        instance_noise_images: images seen over which the noise anneals to its floor, >= 0.
-        instance_noise_floor: std the noise anneals to and then keeps, in [0, instance_noise].
-        instance_noise_power: shape p > 0 of the anneal, (1 - images / instance_noise_images) ** p; 1 is linear.
+        instance_noise_images: images seen over which the noise anneals linearly to 0, >= 0.
         r1: weight gamma >= 0 of the R1 penalty gamma / 2 * E ||grad_x D(x)||^2 on every D's real inputs (0 = off).
         lr: Adam learning rate of every G (and every D unless lr_d is set).
         lr_d: Adam learning rate of every D (default: lr).
-        lr_decay_start: images seen after which every learning rate decays linearly to 0, >= 0.
-        lr_decay_images: images over which the rates decay, >= 0 (0 = no decay).
         beta1: Adam beta1.
         beta2: Adam beta2.
         ema_decay: decay of the global generator's EMA used for sampling (0 = off).
@@ -97,11 +87,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
-                 messenger_batch: str | None = None, messenger_warmup: int = 0, messenger_warmup_start: int = 0,
-                 pair_seed: int = 0,
+                 messenger_batch: str | None = None, pair_seed: int = 0,
                  instance_noise: float = 0.0, instance_noise_on: str = "global", instance_noise_images: int = 100_000,
-                 instance_noise_floor: float = 0.0, instance_noise_power: float = 1.0, r1: float = 0.0,
-                 lr: float = 2e-4, lr_d: float | None = None, lr_decay_start: int = 0, lr_decay_images: int = 0,
+                 r1: float = 0.0, lr: float = 2e-4, lr_d: float | None = None,
                  beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         if messenger_sync is None:
             messenger_sync = 1000 if data_dim else 100
@@ -109,15 +97,9 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
             messenger_batch = "whole" if data_dim else "chunk"
         if n_pairs < 1 or messenger_sync < 1:
             raise ValueError("n_pairs and messenger_sync must be >= 1")
-        if not 0 <= messenger_warmup < messenger_sync:
-            raise ValueError(f"messenger_warmup must be in [0, messenger_sync = {messenger_sync}), "
-                             f"got {messenger_warmup}")
-        if messenger_warmup_start < 0:
-            raise ValueError(f"messenger_warmup_start must be >= 0 images, got {messenger_warmup_start}")
         if r1 < 0:
             raise ValueError(f"r1 must be >= 0, got {r1}")
-        self.check_instance_noise(instance_noise, instance_noise_images, instance_noise_floor, instance_noise_power)
-        self.check_lr_decay(lr_decay_start, lr_decay_images)
+        self.check_instance_noise(instance_noise, instance_noise_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
         if instance_noise_on not in NOISE_TARGETS:
@@ -208,7 +190,6 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         opt_lg, opt_ld = opts[:n_pairs], opts[n_pairs : 2 * n_pairs]
         opt_msg = opts[2 * n_pairs : 3 * n_pairs]
         opt_g0, opt_d0 = opts[3 * n_pairs], opts[3 * n_pairs + 1]
-        lr_factor = self.decay_lr()
         sigma = self.noise_sigma()  # instance noise: G_0's side always, every D with instance_noise_on="all"
         sigma_all = sigma if self.hparams.instance_noise_on == "all" else 0.0
 
@@ -233,8 +214,7 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                                sigma_all)
 
         # 3. messengers: refresh, then a step on real versus G_0 samples
-        since_sync = self.iterations % self.hparams.messenger_sync
-        if since_sync == 0:
+        if self.iterations % self.hparams.messenger_sync == 0:
             self.sync_messengers()
         fake0 = self.generator(self.sample_latent(real.shape[0], device=real.device))
         if self.hparams.messenger_batch == "whole":
@@ -244,17 +224,13 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
         loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
                     for i, m in enumerate(self.messengers)]
 
-        # 4. global G against the messengers (not while they warm up after a refresh, once warm-ups have started)
-        g0_steps = (since_sync >= self.hparams.messenger_warmup
-                    or self.images_seen < self.hparams.messenger_warmup_start)
+        # 4. global G against the messengers
         self.messengers.requires_grad_(False)
-        with torch.set_grad_enabled(g0_steps):  # during the warm-up the loss is only logged
-            loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
-        if g0_steps:
-            opt_g0.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g0)
-            opt_g0.step()
-            self.update_ema()
+        loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
+        opt_g0.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g0)
+        opt_g0.step()
+        self.update_ema()
         self.messengers.requires_grad_(True)
 
         self.iterations += 1
@@ -263,8 +239,6 @@ class EnsembleSGAN(InstanceNoise, LRDecay, MemberSampling, GANModule):
                 "loss/g_local": torch.stack(loss_lg).mean(), "loss/d_messenger": torch.stack(loss_msg).mean()}
         if sigma > 0:
             logs["train/instance_noise"] = sigma
-        if self.hparams.lr_decay_images:
-            logs["train/lr_factor"] = lr_factor
         self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
