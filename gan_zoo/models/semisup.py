@@ -8,6 +8,12 @@ Each step sees a labeled batch (``x_lab``, ``y_lab``: ``num_labeled`` images, ba
 batch (the rest of the training set, labels hidden). The classifier is evaluated with an EMA of D's weights
 (``classify``). ``supervised_only=True`` is the baseline: the same classifier, trained by the supervised loss on the
 same labeled batches, through the same code path, with no generator step.
+
+``arch="mlp"`` swaps the DCGAN-style networks for the fully connected ones of Salimans et al.'s permutation-invariant
+MNIST experiments (``networks/semisup.py``; 28x28 grey images only) and draws z uniform on [0, 1) as their code does.
+The classifier's weight-normalised layers get their data-dependent initialisation from the first labeled batch,
+before the first D step (so the baseline too sees no unlabeled image). Their optimiser settings are a recipe:
+``configs/semisupgan_mlp_mnist28.yaml``.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from gan_zoo.base import GANModule, ema_step_
 from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.dcgan import DCGANClassifier
+from gan_zoo.networks.semisup import SalimansMLPClassifier, SalimansMLPGenerator
 from gan_zoo.registry import register_model
 
 FORMS = ("salimans", "odena")
 G_LOSSES = ("feature_matching", "ns")
+ARCHS = ("conv", "mlp")
 
 
 @register_model("semisupgan")
@@ -38,19 +46,21 @@ class SemiSupervisedGAN(GANModule):
         resolution: image side.
         num_classes: K, the number of real classes.
         latent_dim: size of z.
-        ngf: generator width.
-        ndf: classifier width.
+        ngf: generator width (arch conv).
+        ndf: classifier width (arch conv).
         form: "salimans" (K logits, fake logit fixed at 0) or "odena" (K + 1 logits).
         g_loss: "feature_matching" (on D's last hidden layer) or "ns" (non-saturating).
         supervised_only: the baseline: train only the classifier on the labeled batches (no GAN).
         unsup_weight: weight of D's unsupervised loss.
-        dropout: dropout before the classifier head.
+        dropout: dropout before the classifier head (arch conv).
         lr: Adam learning rate (G and D).
         beta1: Adam beta1.
         beta2: Adam beta2.
         d_ema_decay: decay of the EMA of D's weights used by classify() and the test accuracy.
         ema_decay: decay of the generator EMA used for sampling (0 = off).
         n_fixed_samples: number of fixed latents for sample grids.
+        arch: "conv" (DCGAN-style networks, z standard normal) or "mlp" (Salimans et al.'s fully connected networks,
+            z uniform on [0, 1); 28x28 grey images only; their optimiser settings: configs/semisupgan_mlp_mnist28.yaml).
     """
 
     default_num_labeled = 100
@@ -59,22 +69,42 @@ class SemiSupervisedGAN(GANModule):
                  ngf: int = 64, ndf: int = 64, form: str = "salimans", g_loss: str = "feature_matching",
                  supervised_only: bool = False, unsup_weight: float = 1.0, dropout: float = 0.3, lr: float = 2e-4,
                  beta1: float = 0.5, beta2: float = 0.999, d_ema_decay: float = 0.999, ema_decay: float = 0.999,
-                 n_fixed_samples: int = 64):
+                 n_fixed_samples: int = 64, arch: str = "conv"):
         if form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
         if g_loss not in G_LOSSES:
             raise ValueError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {g_loss!r}")
         if num_classes < 2:
             raise ValueError(f"the semi-supervised GAN needs a labeled data set (num_classes={num_classes})")
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+        if arch == "mlp" and (channels, resolution) != (1, 28):
+            raise ValueError(f"arch mlp takes 28x28 grey images: channels must be 1 and resolution 28, got channels "
+                             f"{channels} and resolution {resolution}")
+        self.uniform_latent = arch == "mlp"  # before GANModule.__init__, which draws the fixed latents
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
         self.num_classes = num_classes
-        self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
         outputs = num_classes + 1 if form == "odena" else num_classes
-        self.discriminator = DCGANClassifier(channels, resolution, ndf, outputs, dropout)
+        if arch == "mlp":
+            self.generator = SalimansMLPGenerator(latent_dim)
+            self.discriminator = SalimansMLPClassifier(outputs)
+        else:
+            self.generator = DCGANGenerator(latent_dim, channels, resolution, ngf)
+            self.discriminator = DCGANClassifier(channels, resolution, ndf, outputs, dropout)
         self.discriminator_ema = copy.deepcopy(self.discriminator).requires_grad_(False).eval()
         self.d_ema_updates = 0
         self.init_ema()
         self.save_hyperparameters()
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """``n`` latent vectors: uniform on [0, 1) with ``arch="mlp"`` (their code), else standard normal. Drawn on
+        the CPU when ``generator`` is given."""
+        if not self.uniform_latent:
+            return super().sample_latent(n, generator, device)
+        if generator is not None:
+            z = torch.rand(n, self.latent_dim, generator=generator)
+            return z if device is None else z.to(device)
+        return torch.rand(n, self.latent_dim, device=device)
 
     # --- the classifier ------------------------------------------------------------------------------------------
 
@@ -97,6 +127,16 @@ class SemiSupervisedGAN(GANModule):
         super().train(mode)
         self.discriminator_ema.eval()
         return self
+
+    @torch.no_grad()
+    def init_d_from_data(self, x_lab: Tensor) -> None:
+        """The mlp classifier's data-dependent initialisation on a labeled batch (rank 0's under data parallelism),
+        copied into the EMA of D."""
+        self.discriminator.data_init_(x_lab)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for t in self.discriminator.state_dict().values():  # every rank keeps rank 0's initialisation
+                torch.distributed.broadcast(t, src=0)
+        self.discriminator_ema.load_state_dict(self.discriminator.state_dict())
 
     def d_losses(self, x_lab: Tensor, y_lab: Tensor, x_unl: Tensor | None, fake: Tensor | None) -> dict:
         """D's loss terms: ``sup`` (labeled images only) and, with a GAN, ``unsup`` (unlabeled real and fake)."""
@@ -124,6 +164,8 @@ class SemiSupervisedGAN(GANModule):
             raise ValueError("the semi-supervised GAN needs labeled batches: give --num-labeled N (> 0)")
         x_unl, x_lab, y_lab = batch["x"], batch["x_lab"], batch["y_lab"]
         opt_g, opt_d = self.optimizers()
+        if self.hparams.arch == "mlp" and self.d_ema_updates == 0:  # before the first D step of the run
+            self.init_d_from_data(x_lab)
         fake = None
         if not self.hparams.supervised_only:
             fake = self.generator(self.sample_latent(x_unl.shape[0], device=x_unl.device))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -59,3 +60,70 @@ def base_resolution(resolution: int) -> tuple[int, int]:
             "(e.g. 16, 28, 32, 64, 128, ... 1024)"
         )
     return r, m
+
+
+class GaussianNoise(nn.Module):
+    """``x + std * eps``, ``eps ~ N(0, 1)``, in training mode; the identity in eval mode.
+
+    Args:
+        std: standard deviation of the added noise (0 = the identity).
+    """
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.std == 0:
+            return x
+        return x + self.std * torch.randn_like(x)
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
+
+
+class WeightNormLinear(nn.Module):
+    """A fully connected layer with weight normalisation (Salimans & Kingma, "Weight Normalization", 2016):
+    ``y = x W^T + b`` with row ``i`` of ``W`` equal to ``weight_g[i] * weight_v[i] / ||weight_v[i]||``.
+
+    ``weight_g`` is a parameter with ``train_scale=True`` and otherwise a buffer: a scale that only
+    ``data_init_`` sets, as in the DenseLayer of Salimans et al.'s code (openai/improved-gan,
+    mnist_svhn_cifar10/nn.py), which torch's ``weight_norm`` (always a trained scale) cannot express.
+
+    Args:
+        in_features: input size.
+        out_features: output size.
+        train_scale: train ``weight_g`` (else it is a buffer set by ``data_init_``).
+        init_std: standard deviation of the initial ``weight_v`` entries (the direction; 0.1 in their code).
+    """
+
+    def __init__(self, in_features: int, out_features: int, train_scale: bool = True, init_std: float = 0.1):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight_v = nn.Parameter(torch.randn(out_features, in_features) * init_std)
+        if train_scale:
+            self.weight_g = nn.Parameter(torch.ones(out_features))
+        else:
+            self.register_buffer("weight_g", torch.ones(out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    @property
+    def weight(self) -> Tensor:
+        return self.weight_v * (self.weight_g / self.weight_v.norm(dim=1)).unsqueeze(1)  # (out, in)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def data_init_(self, x: Tensor) -> Tensor:
+        """Data-dependent initialisation (Salimans & Kingma 2016, section 3): set ``weight_g`` and ``bias`` so that
+        each output unit has mean 0 and standard deviation 1 over the batch ``x``; returns those outputs."""
+        t = F.linear(x, self.weight)  # (N, out)
+        mean, std = t.mean(0), t.std(0, unbiased=False).clamp_min(1e-8)
+        self.weight_g.div_(std)
+        self.bias.copy_(-mean / std)
+        return (t - mean) / std
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"train_scale={isinstance(self.weight_g, nn.Parameter)}")
