@@ -1,6 +1,6 @@
 """The shared base of every data set: ``GANDataModule`` and its resumable batch loader.
 
-A DataModule yields dict batches:
+A DataModule yields dict batches (``Batch``):
 
 - ``{"x": (N, C, H, W) float in [-1, 1], "y": (N,) long}`` (``y`` is -1 where a data set has no labels); toys yield
   ``x`` as ``(N, 2)`` points and ``y`` as the mode index;
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypedDict
 
 import lightning as L
 import torch
@@ -35,6 +35,22 @@ class DataError(ValueError):
 
 class DataNotFoundError(DataError, FileNotFoundError):
     """A data set that could not be found; the message says where we looked and how to get it."""
+
+
+# --- batches ---------------------------------------------------------------------------------------------------------
+
+class _Batch(TypedDict):
+    x: Tensor
+    y: Tensor
+
+
+class Batch(_Batch, total=False):
+    """What a DataModule yields, and a model's ``training_step`` takes: ``x`` (N, C, H, W) images in [-1, 1] (toys:
+    (N, 2) points) and ``y`` (N,) labels (-1 where there are none; toys: the mode index); in semi-supervised mode
+    (``num_labeled > 0``) also ``x_lab`` and ``y_lab``, the labeled batch."""
+
+    x_lab: Tensor
+    y_lab: Tensor
 
 
 # --- registry of data sets -------------------------------------------------------------------------------------------
@@ -339,10 +355,10 @@ class GANDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.split("train")
 
-    def _fetch_fn(self, x: Tensor, y: Tensor) -> Callable[[Tensor], dict]:
+    def _fetch_fn(self, x: Tensor, y: Tensor) -> Callable[[Tensor], Batch]:
         convert = to_float if self.is_image else (lambda t: t)
 
-        def fetch(idx: Tensor) -> dict:
+        def fetch(idx: Tensor) -> Batch:
             return {"x": convert(x[idx]), "y": y[idx]}
 
         return fetch

@@ -6,6 +6,9 @@
 - fixed sampling noise as a non-persistent buffer, for sample grids that are comparable over a run;
 - RNG states saved in checkpoints, so a resumed run continues exactly.
 
+``GANModule`` also declares, with their defaults, what the scripts (fit.py, evaluate.py, sample.py, export.py) ask of a
+model: the data it trains on, its default batch size and budget, its extra callbacks, and its optional methods.
+
 Subclasses build ``self.generator`` (and whatever else they train), call ``init_ema()``, own ``training_step`` and
 ``configure_optimizers``, and call ``self.save_hyperparameters()`` at the end of their own ``__init__``.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 import copy
 import inspect
 import random
+from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import torch
@@ -33,8 +38,42 @@ class GANModule(L.LightningModule):
     """
 
     model_name: str = "gan"  # set by @register_model
-    supports_images = True
-    supports_vectors = False
+
+    # --- what the scripts ask of a model -----------------------------------------------------------------------------
+    # fit.py, evaluate.py, sample.py and export.py read these, and only these, by name; a model overrides what differs.
+
+    supports_images: bool = True  # trains on the image data sets
+    supports_vectors: bool = False  # trains on the 2D toy data sets (vector data, MLP networks)
+    default_batch_size: int = 64  # batch size per device where --batch-size is not given
+    default_num_labeled: int = 0  # labeled images where --num-labeled is not given (> 0: a semi-supervised model)
+    # Optional methods: None where a model lacks the capability; a model that has it defines the method.
+    encode: Callable[..., Tensor] | None = None  # encode(x) -> latents (N, latent_dim): the probe and inversion metrics
+    classify: Callable[..., Tensor] | None = None  # classify(x) -> class logits (N, K): export's test accuracy
+    check_member: Callable[[int], None] | None = None  # check_member(i) (MemberSampling): --member of sample/evaluate
+
+    @classmethod
+    def resolve_resolution(cls, native: int) -> int:
+        """The image side a fit trains at on data of side ``native`` where --resolution is not given: ``native``
+        (PGGAN: the next power of two)."""
+        return native
+
+    @classmethod
+    def hparam_default(cls, name: str):
+        """The default --help shows for hyperparameter ``name`` whose signature default is None (resolved in
+        ``__init__``): the model's class attribute ``default_<name>`` where it declares one (bigan's
+        ``default_loss``), else None."""
+        return getattr(cls, f"default_{name}", None)
+
+    @property
+    def default_max_images(self) -> int | None:
+        """The image budget where neither --max-images nor --max-epochs is given: None, one epoch (PGGAN: the end of
+        its schedule)."""
+        return None
+
+    def default_callbacks(self, dm, out: Path) -> list:
+        """The callbacks a fit of this model on data module ``dm`` adds, writing under the run directory ``out``:
+        none (bigan: reconstruction grids; pggan: a grid per resolution)."""
+        return []
 
     def __init__(self, latent_dim: int, ema_decay: float = 0.999, n_fixed_samples: int = 64):
         super().__init__()

@@ -64,7 +64,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def check_member(model, member: int) -> None:
     """``--member``: one generator of a model made of several (an ensemble SGAN's local generators, an EGAN's
     parents), 1..N; anything else is a user error saying what is valid."""
-    if not hasattr(model, "check_member"):
+    if model.check_member is None:
         raise UserError(f"--member needs a model with several generators (sgan: local generators, egan: parents), "
                         f"not {model.model_name!r}")
     try:
@@ -176,7 +176,7 @@ def add_hparams(parser: argparse.ArgumentParser, cls, skip: set[str], title: str
         if name in skip:
             continue
         tp, is_bool = _parser_for(hints.get(name, type(p.default) if p.default is not None else str))
-        default = p.default if p.default is not None else getattr(cls, f"default_{name}", None)
+        default = p.default if p.default is not None else cls.hparam_default(name)
         shown = repr(default) if default == "" else default  # an empty string shows as ''
         help_text = plain(helps.get(name, "")).rstrip(".")
         if "(default" not in help_text:  # where the docstring explains a default (e.g. "default: lr"), it stays alone

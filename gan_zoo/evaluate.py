@@ -85,7 +85,7 @@ def load_model(args):
         from gan_zoo.pretrained import load_pretrained
 
         model = load_pretrained(args.pretrained, device=args.device)
-        if not hasattr(model, "sample"):
+        if not hasattr(model, "sample"):  # a metric extractor's name loads the extractor, not a GANModule
             raise UserError(f"{args.pretrained!r} is a feature extractor, not a generator")
         meta = model.pretrained_meta
         return model, dict(meta.get("data", {})), int(meta.get("images_seen", 0))
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         member = {"member": args.member}
         result["member"] = args.member
     if kind in ("probe", "inversion"):
-        if not hasattr(model, "encode"):
+        if model.encode is None:
             raise UserError(f"--metrics {kind} needs a model with an encoder (bigan, bigbigan), not "
                             f"{model.model_name!r}")
         if kind == "probe" and not dm.num_classes:

@@ -187,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                            f"{' ' + ' '.join(extra) if extra else ''}: {args.n} generated images against the whole "
                            f"{full['split']} split ({full['n_real']} images), extractor {full['extractor']}"}
     loaded = zoo.load_pretrained(str(path))
-    if hasattr(loaded, "classify"):
+    if loaded.classify is not None:
         metrics["values"]["metrics/test_acc"] = classifier_accuracy(loaded, data)
         metrics["protocol"] += "; test_acc: classify() (EMA of D) on the whole test split"
-    if hasattr(loaded, "encode"):
+    if loaded.encode is not None:
         probe = evaluate_export(path, "probe", 0, ["--probe-train", str(args.probe_train)])
         metrics["values"].update(probe["metrics"])
         metrics["protocol"] += f"; probe: {probe['protocol']} (scripts/evaluate.py --metrics probe)"

@@ -254,12 +254,12 @@ def metric_callbacks(args, dm, out: Path, model=None) -> list:
     if bad or names == []:
         raise UserError(f"--metrics {spec}: unknown metric(s) {', '.join(bad) or '(none)'}; valid: a comma list of "
                         f"{', '.join(METRICS)} and probe; or toy, none, auto")
-    has_encoder = model is not None and hasattr(model, "encode")
+    has_encoder = model is not None and model.encode is not None
     probe = []
     if names is None or "probe" in names:
         if names is not None and not has_encoder:
             raise UserError(f"--metrics probe needs a model with an encoder (bigan, bigbigan), not "
-                            f"{getattr(model, 'model_name', model)!r}")
+                            f"{(model.model_name if model is not None else None)!r}")
         if names is not None and not dm.num_classes:
             raise UserError(f"--metrics probe needs a labeled data set, not {dm.name!r}")
         if has_encoder and dm.num_classes:
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gan_zoo.datamodules import get_datamodule, get_datamodule_class
     from gan_zoo.base import check_hparams
-    from gan_zoo.callbacks import ImagesCheckpoint, ImagesProgressBar, SampleGrid
+    from gan_zoo.callbacks import ImagesBudget, ImagesCheckpoint, ImagesProgressBar, SampleGrid
     from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
     from gan_zoo.callbacks.divergence import DivergenceGuard
     from gan_zoo.checkpoint_io import AtomicCheckpointIO, hparam_differences, load_checkpoint, load_matching_state
@@ -320,10 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     L.seed_everything(args.seed, workers=True, verbose=False)
     resolution = args.resolution
     dm_cls = get_datamodule_class(args.data)
-    if resolution is None and dm_cls.is_image and hasattr(cls, "resolve_resolution"):
+    if resolution is None and dm_cls.is_image:
         resolution = cls.resolve_resolution(dm_cls.native_resolution)  # e.g. PGGAN: 28x28 data trains at 32x32
-    batch_size = args.batch_size if args.batch_size is not None else getattr(cls, "default_batch_size", 64)
-    num_labeled = args.num_labeled if args.num_labeled is not None else getattr(cls, "default_num_labeled", 0)
+    batch_size = args.batch_size if args.batch_size is not None else cls.default_batch_size
+    num_labeled = args.num_labeled if args.num_labeled is not None else cls.default_num_labeled
     try:
         dm = get_datamodule(args.data, data_dir=args.data_dir, resolution=resolution, channels=args.channels,
                             batch_size=batch_size, num_workers=args.num_workers, seed=args.seed,
@@ -331,9 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise UserError(f"{args.data}: {e}") from e
     dm.prepare_data()  # finds the files now: a missing data set is reported before the model is built
-    if not dm.is_image and not getattr(cls, "supports_vectors", False):
+    if not dm.is_image and not cls.supports_vectors:
         raise UserError(f"model {cls.model_name!r} works on images; {args.data!r} is a 2D toy data set")
-    if dm.is_image and not getattr(cls, "supports_images", True):
+    if dm.is_image and not cls.supports_images:
         raise UserError(f"model {cls.model_name!r} works on 2D toy data, not on images ({args.data!r})")
     if num_labeled:
         try:
@@ -368,22 +368,25 @@ def main(argv: list[str] | None = None) -> int:
 
     max_images, max_epochs = args.max_images, args.max_epochs
     if max_images is None and max_epochs is None:  # no budget given: the model's own schedule, else one pass
-        max_images = getattr(model, "default_max_images", None)
+        max_images = model.default_max_images
         max_epochs = None if max_images else 1
     asked = args.strategy
     args.strategy = resolve_strategy(args.strategy, args.accelerator, args.devices, args.num_nodes)
 
     signals = SignalCatcher()
     checkpoints = ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images,
-                                   max_images, signals=signals)
-    callbacks = [  # the guard first: a non-finite loss stops the fit before that batch's checkpoint
+                                   signals=signals)
+    # The guard first: a non-finite loss stops the fit before that batch's checkpoint. The budget before the
+    # checkpoint: the batch after which the fit stops is the one last.ckpt keeps.
+    callbacks = [
         DivergenceGuard(out / "checkpoints" / "last.ckpt"),
+        ImagesBudget(max_images),
         checkpoints,
     ]
     if dm.is_image:
         callbacks.append(SampleGrid(out / "samples", args.sample_every_images))
     callbacks += metric_callbacks(args, dm, out, model)
-    callbacks += getattr(model, "default_callbacks", lambda dm, out: [])(dm, out)
+    callbacks += model.default_callbacks(dm, out)
     if args.progress_bar:
         callbacks.append(ImagesProgressBar(max_images))
     logger = make_logger(args.logger, out, args.project)

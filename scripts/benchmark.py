@@ -62,7 +62,6 @@ from plain_loops import PLAIN_LOOPS  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
-DEFAULT_BATCH = 64
 NUM_LABELED = 100  # the semi-supervised GAN's labeled pool (its default --num-labeled)
 
 
@@ -88,9 +87,9 @@ CONFIGS = {
 
 def model_spec(name: str, batch_size: int | None = None) -> Spec:
     """A registered model at its defaults, 1 channel, 32x32; batch size: ``batch_size`` or the model's
-    ``default_batch_size`` or 64."""
+    ``default_batch_size`` (64 unless the model sets it)."""
     cls = get_model_class(name)
-    bs = batch_size or getattr(cls, "default_batch_size", None) or DEFAULT_BATCH
+    bs = batch_size or cls.default_batch_size
     return Spec(label=name, kind="model", model=name, hparams=dict(channels=1, resolution=32), batch_size=int(bs))
 
 

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     model, data, seen = load_training_checkpoint(args.ckpt)
-    if not hasattr(model, "encode"):
+    if model.encode is None:
         raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for bigan and bigbigan")
     dm = get_datamodule(data["name"], resolution=data["resolution"], channels=data["channels"],
                         resize_mode=data.get("resize_mode", "resize"), data_dir=args.data_dir)

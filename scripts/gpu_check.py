@@ -64,9 +64,9 @@ class Timer(L.Callback):
 
 def run_one(name: str, precision: str, args) -> dict:
     cls = get_model_class(name)
-    batch_size = getattr(cls, "default_batch_size", 64) if name != "pggan" else 64
+    batch_size = cls.default_batch_size if name != "pggan" else 64
     dm = get_datamodule("fashion_mnist", resolution=32, batch_size=batch_size, seed=0,
-                        num_labeled=getattr(cls, "default_num_labeled", 0))
+                        num_labeled=cls.default_num_labeled)
     dm.prepare_data()
     accepted = set(inspect.signature(cls.__init__).parameters)
     linked = {"channels": 1, "resolution": 32, "num_classes": dm.num_classes, "data_dim": 0}

@@ -82,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_training_checkpoint
 
-    torch.set_grad_enabled(False)
     model, data, _ = load_training_checkpoint(args.ckpt)
     if model.model_name != "sgan":
         raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for sgan")
     dm = get_datamodule(data.get("name", ""))
     if dm.is_image:
         raise UserError(f"{args.ckpt} was trained on {dm.name!r}; this diagnosis needs a 2D toy (ring8, grid25)")
-    res = diagnose(model, dm, args.n, args.seed)
+    with torch.no_grad():
+        res = diagnose(model, dm, args.n, args.seed)
     k = res["num_modes"]
     print(f"modes (of {k}): " + ", ".join(f"{name} {m}" for name, m in res["modes"].items()))
     print(f"union of the local generators: {res['union_of_local_modes']}; missed by the global one: "

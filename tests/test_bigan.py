@@ -285,7 +285,7 @@ def test_the_probe_is_a_metric_that_fit_runs_by_default_and_metrics_none_turns_o
     def cbs(spec, model, every=0):
         args = SimpleNamespace(metrics=spec, metrics_every_images=every, seed=0, extractor="auto",
                                inception_weights=str(tmp_path / "absent.pth"),  # no FID for the tiny data here
-                               metric_samples=100, metric_split="test")
+                               metric_samples=100, metric_split="test", progress_bar=False)
         return metric_callbacks(args, _Tiny(batch_size=8), tmp_path, model)
 
     bigan, dcgan = _tiny("bigan"), gan_zoo.get_model("dcgan", resolution=16, ngf=8, ndf=8)

@@ -1,4 +1,4 @@
-"""Checkpoints and budgets counted in images seen, and a fit that stops cleanly on SIGINT / SIGTERM."""
+"""Checkpoints counted in images seen, and a fit that stops cleanly on SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
@@ -72,9 +72,11 @@ class SignalCatcher:
 
 class ImagesCheckpoint(L.Callback):
     """Write ``last.ckpt`` every ``every_n_images`` and when the fit ends, plus a kept snapshot
-    ``kimgNNNNNN.ckpt`` every ``snapshot_every_n_images`` (0 = none); stop the fit after ``max_images``.
+    ``kimgNNNNNN.ckpt`` every ``snapshot_every_n_images`` (0 = none).
 
     Checkpoints are written at the end of a training batch, so a resumed fit continues mid-epoch with the next batch.
+    The batch after which the fit stops (``trainer.should_stop``, set by ``ImagesBudget`` or any callback registered
+    before this one) is checkpointed at its end too.
     Writes go through the trainer's CheckpointIO (atomic with ``AtomicCheckpointIO``); the loggers are flushed first.
     Before every write the model's parameters and buffers are checked: a non-finite value raises
     ``DivergenceError`` and the previous ``last.ckpt`` stays as it was. With a ``SignalCatcher``, a SIGINT or
@@ -86,16 +88,14 @@ class ImagesCheckpoint(L.Callback):
         dirpath: directory of the checkpoints.
         every_n_images: images between two updates of ``last.ckpt`` (0 = only at the end).
         snapshot_every_n_images: images between two kept snapshots (0 = none).
-        max_images: stop the fit once this many images have been seen (None = no image budget).
         signals: the fit's ``SignalCatcher`` (None: signals are not caught).
     """
 
     def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, snapshot_every_n_images: int = 0,
-                 max_images: int | None = None, signals: SignalCatcher | None = None):
+                 signals: SignalCatcher | None = None):
         self.dirpath = Path(dirpath)
         self.every = int(every_n_images)
         self.snapshot_every = int(snapshot_every_n_images)
-        self.max_images = max_images
         self.signals = signals
         self.training_started = False
         self.training_ended = False
@@ -123,8 +123,6 @@ class ImagesCheckpoint(L.Callback):
         if self.signals is not None:
             self.signals.trainer = trainer
             self.signals.deferring = True
-        if self.max_images is not None and pl_module.images_seen >= self.max_images:
-            trainer.should_stop = True
 
     def _stop_requested(self, trainer) -> bool:
         local = self.signals is not None and self.signals.requested is not None
@@ -135,18 +133,16 @@ class ImagesCheckpoint(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         before, now = self._last_seen, pl_module.images_seen
         self._last_seen = now
-        done = self.max_images is not None and now >= self.max_images
+        final = trainer.should_stop  # the fit ends after this batch (the budget): keep its step
         stop = self._stop_requested(trainer)
         if crossed(self.snapshot_every, before, now):
             self._save(trainer, pl_module, self.dirpath / f"kimg{now // 1000:06d}.ckpt")
-        if done or stop or crossed(self.every, before, now):
+        if final or stop or crossed(self.every, before, now):
             self._save(trainer, pl_module, self.last_path)
             self._saved_at = now
         if stop:
             signum = self.signals.requested if self.signals.requested is not None else signal.SIGTERM
             raise FitInterrupted(signum, self.last_path, now)
-        if done:
-            trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.training_ended = True
@@ -173,6 +169,6 @@ def check_finite(module: torch.nn.Module, last_checkpoint: Path | None = None) -
         return
     bad = [n for n, t in tensors.items() if not bool(torch.isfinite(t).all())]
     more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    seen = getattr(module, "images_seen", 0)  # any nn.Module can be checked; a GANModule also counts images
     raise DivergenceError(f"training diverged: non-finite values in {', '.join(bad[:3])}{more} at "
-                          f"{getattr(module, 'images_seen', 0)} images seen; no checkpoint was written"
-                          f"{last_good_hint(last_checkpoint)}")
+                          f"{seen} images seen; no checkpoint was written{last_good_hint(last_checkpoint)}")

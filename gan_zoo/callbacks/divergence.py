@@ -33,7 +33,7 @@ class DivergenceGuard(L.Callback):
             return
         bad = ", ".join(f"{k} = {float(v.reshape(-1)[0])}" for k, v in losses.items() if not torch.isfinite(v).all())
         where = (f"batch {batch_idx} of epoch {trainer.current_epoch} "
-                 f"({getattr(pl_module, 'images_seen', 0)} images seen)")
+                 f"({pl_module.images_seen} images seen)")
         raise DivergenceError(f"training diverged: {bad} at {where}{last_good_hint(self.last_checkpoint)}")
 
 

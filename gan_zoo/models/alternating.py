@@ -18,6 +18,7 @@ from torch import Tensor
 
 from gan_zoo.balance import make_balance_policy
 from gan_zoo.base import GANModule, InstanceNoise
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.networks.factory import gan_networks
 
 
@@ -62,7 +63,7 @@ class AlternatingGAN(InstanceNoise, GANModule):
 
     # --- the loop ----------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         real = batch["x"]  # (N, C, H, W) in [-1, 1]
         n = real.shape[0]
         opt_g, opt_d = self.optimizers()

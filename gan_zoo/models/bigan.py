@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.base import GANModule
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.bigan import Encoder, JointDiscriminator
@@ -128,7 +129,7 @@ class BiGAN(GANModule):
 
     # --- the loop ----------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         real = batch["x"]
         n = real.shape[0]
         opt_eg, opt_d = self.optimizers()

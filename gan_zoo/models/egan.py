@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import EGAN_MUTATIONS as MUTATIONS
 from gan_zoo.losses import bce_d_loss, mutation_loss
 from gan_zoo.networks.factory import gan_networks
@@ -211,7 +212,7 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
 
     # --- the loop ----------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         real = batch["x"]
         n = real.shape[0]
         *opt_gs, opt_d = self.optimizers()

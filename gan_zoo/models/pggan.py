@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gan_zoo.base import GANModule, adam_impl
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import drift_penalty, gradient_penalty, wgan_d_loss, wgan_g_loss
 from gan_zoo.networks.pggan import PGDiscriminator, PGGenerator, num_levels
 from gan_zoo.registry import register_model
@@ -183,7 +184,7 @@ class PGGAN(GANModule):
 
     # --- the loop ------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         stage = self.schedule.at(self.images_seen)
         if stage.phase != self.phase_index:  # a new phase: fresh Adam state (the paper's reset)
             self._reset_optimizers()

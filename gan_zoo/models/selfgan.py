@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.base import GANModule
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import SELFGAN_WEIGHTINGS, SELFGAN_WEIGHTS, selfgan_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -70,7 +71,7 @@ class SelfGAN(GANModule):
             return torch.zeros_like(like)
         return last.to(like.device)
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         real = batch["x"]
         n = real.shape[0]
         opt = self.optimizers()

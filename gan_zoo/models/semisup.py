@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.base import GANModule, ema_step_
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
 from gan_zoo.networks import DCGANGenerator
 from gan_zoo.networks.dcgan import DCGANClassifier
@@ -159,7 +160,7 @@ class SemiSupervisedGAN(GANModule):
 
     # --- the loop ------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         if "x_lab" not in batch:
             raise ValueError("the semi-supervised GAN needs labeled batches: give --num-labeled N (> 0)")
         x_unl, x_lab, y_lab = batch["x"], batch["x_lab"], batch["y_lab"]

@@ -37,10 +37,13 @@ BENCHMARKS.md, "Mode coverage on the 2D toys").
 
 from __future__ import annotations
 
+from typing import NamedTuple, Sequence
+
 import torch
 from torch import Tensor, nn
 
 from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
+from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import bce_d_loss, ns_g_loss, r1_penalty
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
@@ -48,6 +51,27 @@ from gan_zoo.registry import register_model
 
 MESSENGER_BATCHES = ("chunk", "whole")
 NOISE_TARGETS = ("global", "all")
+
+
+class SGANOptimizers(NamedTuple):
+    """An ensemble SGAN's optimizers by role. ``flat()`` is the order ``configure_optimizers`` returns them in, and
+    checkpoints store optimizer states by position, so that order never changes: N local Gs, N local Ds, N
+    messengers, G_0, D_0."""
+
+    local_g: list  # G_i, i = 1..N
+    local_d: list  # D_i
+    messengers: list  # D_i^msg
+    global_g: object  # G_0
+    global_d: object  # D_0
+
+    def flat(self) -> list:
+        return [*self.local_g, *self.local_d, *self.messengers, self.global_g, self.global_d]
+
+    @classmethod
+    def unflat(cls, opts: Sequence, n_pairs: int) -> "SGANOptimizers":
+        """The roles of ``opts``, in the order of ``flat()`` (``self.optimizers()``)."""
+        n = n_pairs
+        return cls(list(opts[:n]), list(opts[n : 2 * n]), list(opts[2 * n : 3 * n]), opts[3 * n], opts[3 * n + 1])
 
 
 @register_model("sgan")
@@ -180,16 +204,13 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
 
     # --- the loop ----------------------------------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
+    def training_step(self, batch: Batch, batch_idx: int) -> dict:
         real = batch["x"]
         n_pairs = self.hparams.n_pairs
         if real.shape[0] < n_pairs:
             raise ValueError(f"batch of {real.shape[0]} cannot be split over {n_pairs} local pairs")
         chunks = real.tensor_split(n_pairs)
-        opts = self.optimizers()
-        opt_lg, opt_ld = opts[:n_pairs], opts[n_pairs : 2 * n_pairs]
-        opt_msg = opts[2 * n_pairs : 3 * n_pairs]
-        opt_g0, opt_d0 = opts[3 * n_pairs], opts[3 * n_pairs + 1]
+        opts = SGANOptimizers.unflat(self.optimizers(), n_pairs)
         sigma = self.noise_sigma()  # instance noise: G_0's side always, every D with instance_noise_on="all"
         sigma_all = sigma if self.hparams.instance_noise_on == "all" else 0.0
 
@@ -199,18 +220,19 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         for i, x in enumerate(chunks):
             g, d, stream = self.local_generators[i], self.local_discriminators[i], self.local_stream(i)
             fake = g(self.local_latent(i, x.shape[0], x.device))
-            loss_ld.append(self._d_step(opt_ld[i], d, x, fake.detach(), self.manual_backward, sigma_all, stream))
+            loss_ld.append(self._d_step(opts.local_d[i], d, x, fake.detach(), self.manual_backward, sigma_all,
+                                        stream))
             d.requires_grad_(False)
             lg = ns_g_loss(d(self._d_input(fake, sigma_all, stream)))
-            opt_lg[i].zero_grad(set_to_none=True)
+            opts.local_g[i].zero_grad(set_to_none=True)
             self.manual_backward(lg)
-            opt_lg[i].step()
+            opts.local_g[i].step()
             d.requires_grad_(True)
             loss_lg.append(lg.detach())
             local_fakes.append(fake.detach())
 
         # 2. global D against the local generators' samples
-        loss_d0 = self._d_step(opt_d0, self.discriminator, real, torch.cat(local_fakes), self.manual_backward,
+        loss_d0 = self._d_step(opts.global_d, self.discriminator, real, torch.cat(local_fakes), self.manual_backward,
                                sigma_all)
 
         # 3. messengers: refresh, then a step on real versus G_0 samples
@@ -221,15 +243,15 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             msg_real, msg_fake = [real] * n_pairs, [fake0.detach()] * n_pairs
         else:
             msg_real, msg_fake = chunks, fake0.detach().tensor_split(n_pairs)
-        loss_msg = [self._d_step(opt_msg[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
+        loss_msg = [self._d_step(opts.messengers[i], m, msg_real[i], msg_fake[i], self.manual_backward, sigma)
                     for i, m in enumerate(self.messengers)]
 
         # 4. global G against the messengers
         self.messengers.requires_grad_(False)
         loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
-        opt_g0.zero_grad(set_to_none=True)
+        opts.global_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g0)
-        opt_g0.step()
+        opts.global_g.step()
         self.update_ema()
         self.messengers.requires_grad_(True)
 
@@ -243,9 +265,13 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):
-        g = [self.adam(m.parameters()) for m in (*self.local_generators,)]
-        d = [self.adam(m.parameters(), d=True) for m in (*self.local_discriminators, *self.messengers)]
-        return g + d + [self.adam(self.generator.parameters()), self.adam(self.discriminator.parameters(), d=True)]
+        return SGANOptimizers(
+            local_g=[self.adam(g.parameters()) for g in self.local_generators],
+            local_d=[self.adam(d.parameters(), d=True) for d in self.local_discriminators],
+            messengers=[self.adam(m.parameters(), d=True) for m in self.messengers],
+            global_g=self.adam(self.generator.parameters()),
+            global_d=self.adam(self.discriminator.parameters(), d=True),
+        ).flat()
 
     # --- checkpoint state: the cadence and the local latent streams ----------------------------------------------------
 
