@@ -16,6 +16,7 @@ os.environ["WANDB_SILENT"] = "true"
 for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
     os.environ[var] = str(_TMP / var.lower())
 os.environ["XDG_CACHE_HOME"] = str(_TMP / "cache")  # the default data root is empty in tests
+os.environ["GAN_ZOO_CACHE"] = str(_TMP / "gan_zoo_cache")  # real statistics and downloads: never the user's cache
 os.environ.pop("GAN_ZOO_DATA", None)
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 

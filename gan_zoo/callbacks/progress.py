@@ -49,9 +49,10 @@ class ImagesProgressBar(ProgressBar):
             return
         total = planned_images(trainer, pl_module, self.max_images)
         self._shown = pl_module.images_seen
+        d = 1 if (total or 0) >= 10_000 else 2 if (total or 0) >= 1000 else 3  # small budgets still show progress
         self.bar = tqdm(total=total, initial=self._shown, unit_scale=0.001,  # counted in images, shown in kimg
                         desc=pl_module.model_name, unit="kimg", file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} kimg "
+                        bar_format=f"{{desc}}: {{percentage:3.0f}}%|{{bar}}| {{n:.{d}f}}/{{total:.{d}f}} kimg "
                                    "[{elapsed}<{remaining}{postfix}]" if total else None)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
