@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,17 +73,18 @@ def test_entry_matches_its_file_and_the_live_model(name):
 @needs_fmnist
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_entry_fid_is_still_what_the_manifest_records(name, tmp_path, monkeypatch):
-    """Re-measure each entry's small FID: a silent change in a model, the sampler or the metric fails here. The real
-    statistics are computed afresh (an empty cache), as on a user's first run."""
-    from gan_zoo.evaluate import main as evaluate_main
-
-    monkeypatch.setenv("GAN_ZOO_CACHE", str(tmp_path / "cache"))
+def test_entry_fid_is_still_what_the_manifest_records(name, tmp_path):
+    """Re-measure each entry's small FID: a silent change in a model, the sampler or the metric fails here. It runs
+    as a user runs it: ``scripts/evaluate.py`` in a fresh process, computing the real statistics afresh (an empty
+    cache). (In this test process, after the rest of the suite, bigan.fmnist32 once measured 162.67 against its
+    169.02: state left by other tests, not found yet.)"""
     check = ENTRIES[name]["ci_check"]
     out = tmp_path / "m.json"
-    assert evaluate_main(["--pretrained", name, "--metrics", "fid", "--n", str(check["n"]), "--seed",
-                          str(check["seed"]), "--extractor", check["extractor"], "--split", check["split"],
-                          "--out", str(out)]) == 0
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--pretrained", name, "--metrics", "fid",
+                        "--n", str(check["n"]), "--seed", str(check["seed"]), "--extractor", check["extractor"],
+                        "--split", check["split"], "--device", "cpu", "--out", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "GAN_ZOO_CACHE": str(tmp_path / "cache")}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
     value = json.loads(out.read_text())["metrics"][check["metric"]]
     assert abs(value - check["value"]) <= check["rtol"] * check["value"], (value, check["value"])
 
