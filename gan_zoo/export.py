@@ -32,7 +32,10 @@ PAPERS = {"dcgan": "Radford et al. 2015", "lsgan": "Mao et al. 2016", "pggan": "
           "selfgan": "Wu 2019", "semisupgan": "Salimans et al. 2016", "bigan": "Donahue et al. 2016",
           "bigbigan": "Donahue & Simonyan 2019 (lite)", "egan": "Wang et al. 2018", "sgan": "Chavdarova & Fleuret 2018"}
 CI_N = 2000
-CI_RTOL = 0.03  # FID of 2,000 samples re-measured in CI must stay within 3 % of the recorded value
+# FID of 2,000 samples re-measured in CI must stay within 5 % of the recorded value. Separate processes on the same
+# machine measure two values for some entries (bigan.fmnist32: 169.02 or 162.67; egan.fmnist32: 175.78 or 183.10),
+# a spread of up to 4 % whose cause is not yet found (BENCHMARKS.md, "Sample quality of every zoo entry").
+CI_RTOL = 0.05
 
 
 def build_parser() -> Parser:
