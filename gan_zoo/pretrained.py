@@ -193,12 +193,13 @@ def load_pretrained(name: str, device: str | torch.device = "cpu"):
     ``name`` may also be a path: an export file (``.pt``, from ``scripts/export_pretrained.py``) or a fit's training
     checkpoint (``.ckpt``), each loaded with ``weights_only=True`` and strict shape checks. A metric extractor's name
     (``fmnist-cnn``) returns that extractor."""
-    if name not in manifest() and name in _extractors():
+    in_zoo = name in manifest()
+    if not in_zoo and name in _extractors():
         from gan_zoo.metrics.extractors import load_extractor
 
         return load_extractor(name).to(device)
     path_like = Path(name)
-    if name not in manifest() and path_like.suffix in (".pt", ".ckpt"):
+    if not in_zoo and path_like.suffix in (".pt", ".ckpt"):
         if not path_like.is_file():
             raise PretrainedError(f"{name}: no such file, and not a zoo entry (available: "
                                   f"{', '.join(list_pretrained()) or 'none'})")

@@ -51,6 +51,10 @@ class SampleGrid(EveryNImages):
         self.key, self.prefix, self.final = key, prefix, final
         self.written: list[Path] = []
 
+    def periodic_name(self, images_seen: int) -> str:
+        """The file name of the grid written at ``images_seen``."""
+        return f"{self.prefix}_{images_seen:09d}.png"
+
     def images(self, trainer, pl_module) -> torch.Tensor:
         """The images of one grid, (N, C, H, W) in [-1, 1]."""
         return pl_module.sample_fixed()
@@ -70,13 +74,13 @@ class SampleGrid(EveryNImages):
     def on_train_start(self, trainer, pl_module) -> None:
         super().on_train_start(trainer, pl_module)
         if pl_module.images_seen == 0:
-            self.write(trainer, pl_module, f"{self.prefix}_000000000.png")
+            self.write(trainer, pl_module, self.periodic_name(0))
 
     def run(self, trainer, pl_module, final: bool) -> None:
         last = self.written[-1] if self.written else None
-        if final and last is not None and last.stem == f"{self.prefix}_{pl_module.images_seen:09d}":
+        if final and last is not None and last.name == self.periodic_name(pl_module.images_seen):
             # the fit ended on a periodic grid: final.png is that file, not a second logged copy of it
             if trainer.is_global_zero:
                 shutil.copyfile(last, self.dirpath / f"{self.final}.png")
             return
-        self.write(trainer, pl_module, f"{self.final}.png" if final else f"{self.prefix}_{pl_module.images_seen:09d}.png")
+        self.write(trainer, pl_module, f"{self.final}.png" if final else self.periodic_name(pl_module.images_seen))
