@@ -26,15 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_zoo.errors import DataError, DataNotFoundError  # noqa: F401  (raised here and by the data sets)
+from gan_zoo.registry import Registry
+
 DEFAULT_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gan_zoo" / "data"
-
-
-class DataError(ValueError):
-    """A data set that exists but cannot be used (corrupt or inconsistent files); the message says which file."""
-
-
-class DataNotFoundError(DataError, FileNotFoundError):
-    """A data set that could not be found; the message says where we looked and how to get it."""
 
 
 # --- batches ---------------------------------------------------------------------------------------------------------
@@ -55,39 +50,8 @@ class Batch(_Batch, total=False):
 
 # --- registry of data sets -------------------------------------------------------------------------------------------
 
-_DATASETS: dict[str, type] = {}
-
-
-def register_datamodule(name: str):
-    def wrap(cls):
-        key = name.lower()
-        if key in _DATASETS:
-            raise ValueError(f"data set name {key!r} is already registered")
-        _DATASETS[key] = cls
-        cls.name = key
-        return cls
-
-    return wrap
-
-
-def list_datamodules() -> list[str]:
-    import gan_zoo.datamodules  # noqa: F401  (registers every data set)
-
-    return sorted(_DATASETS)
-
-
-def get_datamodule_class(name: str) -> type:
-    from gan_zoo.registry import UnknownNameError
-
-    valid = list_datamodules()
-    key = str(name).lower()
-    if key not in _DATASETS:
-        raise UnknownNameError(f"unknown data set {name!r}; valid data sets: {', '.join(valid)}")
-    return _DATASETS[key]
-
-
-def get_datamodule(name: str, **kwargs) -> "GANDataModule":
-    return get_datamodule_class(name)(**kwargs)
+DATASETS = Registry("data set", "name")
+register_datamodule = DATASETS.register
 
 
 # --- data roots ------------------------------------------------------------------------------------------------------

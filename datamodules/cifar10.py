@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 from torch import Tensor
 
 from gan_zoo.datamodules.base import (DataError, DataNotFoundError, GANDataModule, candidate_roots, download_allowed,
@@ -110,8 +111,6 @@ class CIFAR10DataModule(GANDataModule):
         note = "downloads are disabled"
         if download_allowed(self.download):
             try:
-                import torchvision
-
                 # torchvision checks the archive's and every file's md5 before it unpickles anything
                 torchvision.datasets.CIFAR10(str(roots[0]), train=True, download=True)
                 return roots[0] / FOLDER

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from gan_zoo.datamodules.base import (DataError, DataNotFoundError, GANDataModule, ResumableLoader, register_datamodule, subset_indices,
                               to_float)
@@ -26,8 +28,6 @@ def list_images(folder: Path) -> list[Path]:
 def decode_image(path: Path, resolution: int, channels: int, center_crop: int | None = None) -> Tensor:
     """Decode one file to uint8 ``(channels, resolution, resolution)``: optional centre crop, then a square centre
     crop and an antialiased resize."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im = im.convert("L" if channels == 1 else "RGB")  # decodes the whole file
@@ -87,7 +87,6 @@ class FileImageDataModule(GANDataModule):
             if not self._in_memory(len(paths)):
                 raise MemoryError(f"{self.name} {split}: {len(paths)} images exceed max_in_memory; "
                                   "iterate it with the disk loader")
-            from tqdm.auto import tqdm
 
             xs = [decode_image(p, self.resolution, self.channels, self.center_crop)
                   for p in tqdm(paths, desc=f"decoding {self.name}/{split}", disable=len(paths) < 2000)]

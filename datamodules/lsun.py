@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import Tensor
 
 from gan_zoo.datamodules.base import (DataNotFoundError, GANDataModule, ResumableLoader, candidate_roots, register_datamodule,
@@ -18,8 +19,6 @@ from gan_zoo.datamodules.base import (DataNotFoundError, GANDataModule, Resumabl
 
 
 def _decode_bytes(data: bytes, resolution: int, channels: int) -> Tensor:
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as im:
         im = im.convert("L" if channels == 1 else "RGB")
         w, h = im.size
@@ -34,7 +33,7 @@ class LMDBImages(torch.utils.data.Dataset):
     """An LMDB of encoded images; opened lazily in each worker process."""
 
     def __init__(self, path: Path, resolution: int, channels: int):
-        import lmdb
+        import lmdb  # optional dependency: only LSUN needs it
 
         self.path, self.resolution, self.channels = path, resolution, channels
         with lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False) as env:
@@ -46,7 +45,7 @@ class LMDBImages(torch.utils.data.Dataset):
         return len(self.keys)
 
     def __getitem__(self, i: int) -> dict:
-        import lmdb
+        import lmdb  # optional dependency: only LSUN needs it
 
         if self._env is None:
             self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
@@ -86,7 +85,7 @@ class LSUNDataModule(GANDataModule):
 
     def locate(self) -> Path:
         try:
-            import lmdb  # noqa: F401
+            import lmdb  # noqa: F401  (optional dependency: checked here to say how to get it)
         except ImportError as e:
             raise DataNotFoundError("lsun: reading LSUN needs the lmdb package: `pip install lmdb`") from e
         return self._lmdb_dir("train")

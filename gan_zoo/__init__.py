@@ -17,7 +17,7 @@ if not (_Path(__file__).parent / "datamodules").is_dir():
 
 import gan_zoo.strategies  # noqa: F401  (registers the "gan_ddp" strategy with Lightning)
 from gan_zoo.pretrained import list_pretrained, load_pretrained
-from gan_zoo.registry import get_model, list_models
+from gan_zoo.models import get_model, list_models
 
 __all__ = ["list_models", "get_model", "list_pretrained", "load_pretrained"]
 __version__ = "0.1.0"

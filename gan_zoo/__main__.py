@@ -9,7 +9,13 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+import gan_zoo
+from gan_zoo.datamodules import list_datamodules
+from gan_zoo.pretrained import PretrainedError
+
 
 VERBS = {
     "fit": ("gan_zoo.fit", "train a GAN (scripts/fit.py)"),
@@ -28,10 +34,6 @@ def usage() -> str:
 
 
 def list_everything() -> int:
-    import gan_zoo
-    from gan_zoo.datamodules import list_datamodules
-    from gan_zoo.pretrained import PretrainedError
-
     print("models:     " + ", ".join(gan_zoo.list_models()))
     print("data sets:  " + ", ".join(list_datamodules()))
     try:
@@ -54,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     module = VERBS[verb][0]
     if module is None:
         return list_everything()
-    import importlib
-
     sys.argv = [f"gan-zoo {verb}", *rest]  # what messages print as the command to run again
     return importlib.import_module(module).cli(rest)
 

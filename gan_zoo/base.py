@@ -25,6 +25,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from gan_zoo.registry import MODELS
+
 FIXED_NOISE_SEED = 1234
 
 
@@ -176,7 +178,7 @@ class GANModule(L.LightningModule):
         checkpoints stay as they are; the EMA generator, used only for samples and metrics, stays eager, and so do the
         networks in ``compile_skip``). Compiling happens on each network's first call. Returns the compiled
         networks' names."""
-        import torch._dynamo
+        import torch._dynamo  # only with --compile: importing it takes 2 s
 
         valid = torch._dynamo.list_backends(exclude_tags=())
         if backend not in valid:
@@ -311,7 +313,7 @@ class GANModule(L.LightningModule):
         meta = checkpoint.get("gan_zoo")
         if meta is None:
             raise ValueError("not a gan_zoo checkpoint: the 'gan_zoo' entry is missing")
-        if meta.get("model") != self.model_name:
+        if not MODELS.same(meta.get("model"), self.model_name):  # an alias: a checkpoint of the model's old name
             raise ValueError(f"checkpoint is for model {meta.get('model')!r}, not {self.model_name!r}")
         self.images_seen = int(meta["images_seen"])
         self.ema_updates = int(meta.get("ema_updates", 0))
@@ -323,44 +325,15 @@ class GANModule(L.LightningModule):
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-class InstanceNoise:
-    """Instance noise (Sønderby et al., "Amortised MAP Inference for Image Super-resolution", 2016; as a GAN trick in
-    ctmakro, "Fast LSGAN in Canton (TensorFlow)", 2017): Gaussian noise added to what a discriminator sees, real and
-    fake alike, with std ``hparams.instance_noise`` at the start, annealed linearly to 0 over
-    ``hparams.instance_noise_images`` images seen. It blurs the data and the samples alike, so D's score varies
-    smoothly across the gaps between modes and a generator gets a gradient towards modes it has no samples near.
-    Put it before ``GANModule`` in the bases; the model decides which discriminators it applies to."""
-
-    @staticmethod
-    def check_instance_noise(instance_noise: float, instance_noise_images: int) -> None:
-        if instance_noise < 0 or instance_noise_images < 0:
-            raise ValueError("instance_noise and instance_noise_images must be >= 0")
-
-    def noise_sigma(self) -> float:
-        """Instance-noise std at the current number of images seen (annealed linearly to 0)."""
-        sigma0, horizon = self.hparams.instance_noise, self.hparams.instance_noise_images
-        if sigma0 == 0 or horizon == 0:
-            return 0.0
-        return sigma0 * max(0.0, 1.0 - self.images_seen / horizon)
-
-    @staticmethod
-    def _d_input(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
-        """``x + sigma * eps``, ``eps`` standard normal from the global RNG or from ``generator`` (a CPU stream)."""
-        if sigma <= 0:
-            return x
-        if generator is None:
-            return x + sigma * torch.randn_like(x)
-        return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
 class MemberSampling:
     """Sampling one member of a model made of several generators (an ensemble's local generators, a population's
     parents): ``sample(n, seed, member=i)`` and ``generate(z, member=i)`` use member ``i`` (1-based); without
     ``member`` they are the model's usual sampling. Put it before ``GANModule`` in the bases and define
     ``member_generators()`` (the generators members are sampled from, in order) and ``member_noun`` (what the
-    error message calls them)."""
+    error message calls them); ``member_owner`` is what it calls the model (default: its name, upper-cased)."""
 
     member_noun = "members"
+    member_owner: str | None = None
 
     def member_generators(self) -> list[nn.Module]:
         raise NotImplementedError
@@ -369,8 +342,8 @@ class MemberSampling:
         """``ValueError`` unless ``member`` names one of the members (1..N)."""
         n = len(self.member_generators())
         if not 1 <= member <= n:
-            raise ValueError(f"member must be in 1..{n} (this {self.model_name.upper()} has {n} {self.member_noun}), "
-                             f"got {member}")
+            owner = self.member_owner or self.model_name.upper()
+            raise ValueError(f"member must be in 1..{n} (this {owner} has {n} {self.member_noun}), got {member}")
 
     def generate(self, z: Tensor, batch_size: int = 256, member: int | None = None, **kwargs) -> Tensor:
         """Samples of the model's sampling generator for latents ``z``, or of member ``member`` (1..N)."""
@@ -451,7 +424,7 @@ def _same(a, b) -> bool:
 
 def adam_impl() -> dict:
     """Adam's implementation: the fused kernel (one kernel per parameter group instead of a dozen per parameter),
-    which ``scripts/speed_options.py`` measured 1.075x faster than torch's default on the CPU for the whole DCGAN
+    which ``benchmarks/speed_options.py`` measured 1.075x faster than torch's default on the CPU for the whole DCGAN
     step (BENCHMARKS.md). Every optimizer of the zoo, and the plain loops it is compared with, use it."""
     return {"fused": True}
 

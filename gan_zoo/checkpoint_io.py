@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from gan_zoo.errors import CheckpointError
+from gan_zoo.registry import MODELS
+from gan_zoo.weights import load_failure
+
 TMP_SUFFIX = ".tmp"
 # What Lightning needs to resume a fit (optimizer moments, loop progress, the loader's position in the epoch).
 RESUME_KEYS = ("optimizer_states", "lr_schedulers", "loops", "epoch", "global_step")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, or for another model; the message says which."""
 
 
 def first_line(e: BaseException) -> str:
@@ -136,8 +136,6 @@ def read_weights(path: str | os.PathLike, what: str, error: type[Exception] = Ch
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, garbage bytes, pickled code ...
-        from gan_zoo.weights import load_failure
-
         raise error(f"cannot read {what} {path}: {load_failure(e)}") from e
 
 
@@ -164,7 +162,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", model_name: str
         raise CheckpointError(f"{path} has malformed 'hyper_parameters' ({type(ckpt['hyper_parameters']).__name__}, "
                               "expected a mapping)")
     found = meta["model"]
-    if model_name is not None and found != model_name:
+    if model_name is not None and not MODELS.same(found, model_name):
         raise CheckpointError(f"{path} is a checkpoint of model {found!r}, not {model_name!r}")
     if resume:
         missing = [k for k in RESUME_KEYS if k not in ckpt]

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import shutil
 import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import yaml
 
-
-class UserError(Exception):
-    """A mistake in the user's input: printed as one line, exit status 2, no traceback."""
+from gan_zoo.errors import USER_ERRORS, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,8 +34,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 32, width: int | None = None):
         if width is None:
-            import shutil
-
             width = min(shutil.get_terminal_size().columns, 100) - 2
         super().__init__(prog, indent_increment, max_help_position, width)
 
@@ -50,23 +48,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return {int: "INT", float: "FLOAT"}.get(action.type, action.dest.upper())
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean bad input (or a diverged fit) rather than a bug: one line, no traceback."""
-    from gan_zoo.datamodules.base import DataError
-    from gan_zoo.callbacks.divergence import DivergenceError
-    from gan_zoo.checkpoint_io import CheckpointError
-    from gan_zoo.metrics.extractors import ExtractorError
-    from gan_zoo.registry import UnknownNameError
-
-    return (UserError, UnknownNameError, DataError, CheckpointError, ExtractorError, DivergenceError)
-
-
 def check_member(model, member: int) -> None:
     """``--member``: one generator of a model made of several (an ensemble SGAN's local generators, an EGAN's
     parents), 1..N; anything else is a user error saying what is valid."""
     if model.check_member is None:
-        raise UserError(f"--member needs a model with several generators (sgan: local generators, egan: parents), "
-                        f"not {model.model_name!r}")
+        raise UserError(f"--member needs a model with several generators (ensemble_sgan: local generators, egan: "
+                        f"parents), not {model.model_name!r}")
     try:
         model.check_member(member)
     except ValueError as e:
@@ -77,7 +64,7 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     """Run ``main`` and turn user errors into ``error: <message>`` on stderr with exit status 2."""
     try:
         return main(argv)
-    except user_errors() as e:
+    except USER_ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -211,8 +198,6 @@ def read_config(path: str) -> dict:
 def resolve_device(name: str) -> str:
     """``--device``: ``auto`` is the first CUDA GPU where there is one, else the CPU; any other value must name a
     device torch knows and this machine has (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
-    import torch
-
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:

@@ -14,9 +14,22 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import lightning as L
+import torch
+import torchmetrics
+
+from gan_zoo.callbacks.encoder import inversion_metrics, probe_model
+from gan_zoo.callbacks.metrics import generate_and_update, real_features
 from gan_zoo.cli import Parser, UserError, check_member, resolve_device, run_main
+from gan_zoo.datamodules import get_datamodule
+from gan_zoo.datamodules.base import subset_indices
+from gan_zoo.metrics.extractors import default_extractor, load_extractor
+from gan_zoo.metrics.image_metrics import MetricSuite, named_results, parse_metrics
+from gan_zoo.metrics.toy import mode_metrics
+from gan_zoo.pretrained import load_pretrained, load_training_checkpoint
 
 
 def build_parser() -> Parser:
@@ -40,8 +53,8 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0,
                    help="sampling seed; a fit's own metrics sample with its --seed, so pass that to reproduce them")
     p.add_argument("--member", type=int, default=None,
-                   help="measure generator i (1..N) alone (toy, fid, is, kid): sgan: local generator i instead of the "
-                   "global one; egan: parent i instead of the whole population")
+                   help="measure generator i (1..N) alone (toy, fid, is, kid): ensemble_sgan: local generator i "
+                   "instead of the global one; egan: parent i instead of the whole population")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="auto", help="auto (the GPU where there is one), cpu, cuda, cuda:1, mps ...")
     p.add_argument("--out", default=None, help="JSON file to write the results to (default: beside --ckpt as "
@@ -49,30 +62,10 @@ def build_parser() -> Parser:
     return p
 
 
-def load_training_checkpoint(path: str, device: str = "cpu"):
-    """``(model, data info, images seen)`` from a fit.py checkpoint, verified and in eval mode."""
-    from gan_zoo.checkpoint_io import CheckpointError, first_line, load_checkpoint, load_matching_state
-    from gan_zoo.pretrained import recorded_data  # the data set's name and shape, never a directory
-    from gan_zoo.registry import get_model_class
-
-    ckpt = load_checkpoint(path)
-    cls = get_model_class(ckpt["gan_zoo"]["model"])
-    try:
-        model = cls(**ckpt.get("hyper_parameters", {}))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot build {cls.model_name} from its recorded hyperparameters: "
-                              f"{first_line(e)}") from e
-    load_matching_state(model, ckpt, str(path))
-    model.restore_progress(int(ckpt["gan_zoo"].get("images_seen", 0)))
-    return model.to(device).eval(), recorded_data(ckpt["gan_zoo"].get("data")), model.images_seen
-
-
 def probe_classifier(data: str, extractor: str = "auto", device="cpu"):
     """``(classifier, name)`` for the probe's reconstruction check: the data set's own domain CNN (``fmnist-cnn``,
     ``mnist-cnn``), whose logits are the data set's classes; ``(None, None)`` where there is none (Inception's
     logits are ImageNet's classes, not the data set's)."""
-    from gan_zoo.metrics.extractors import default_extractor, load_extractor
-
     name = default_extractor(data, extractor)
     if name == "inception":
         return None, None
@@ -82,8 +75,6 @@ def probe_classifier(data: str, extractor: str = "auto", device="cpu"):
 def load_model(args):
     """The model and the data info it was trained with, from ``--ckpt`` or ``--pretrained``."""
     if args.pretrained:
-        from gan_zoo.pretrained import load_pretrained
-
         model = load_pretrained(args.pretrained, device=args.device)
         if not hasattr(model, "sample"):  # a metric extractor's name loads the extractor, not a GANModule
             raise UserError(f"{args.pretrained!r} is a feature extractor, not a generator")
@@ -95,19 +86,7 @@ def load_model(args):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.device = resolve_device(args.device)
-    import warnings
-
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --n
-    import lightning as L
-    import torch
-    import torchmetrics
-
-    from gan_zoo.datamodules import get_datamodule
-    from gan_zoo.callbacks.metrics import generate_and_update, real_features
-    from gan_zoo.metrics.extractors import default_extractor, load_extractor
-    from gan_zoo.metrics.image_metrics import MetricSuite, named_results, parse_metrics
-    from gan_zoo.metrics.toy import mode_metrics
-
     model, data, images_seen = load_model(args)
     name = args.data or data.get("name")
     if not name:
@@ -137,8 +116,6 @@ def main(argv: list[str] | None = None) -> int:
                             f"{model.model_name!r}")
         if kind == "probe" and not dm.num_classes:
             raise UserError(f"--metrics probe needs a labeled data set, not {name!r}")
-        from gan_zoo.metrics.probe import inversion_metrics, probe_model
-
         protocol, metrics = [], {}
         if kind == "probe":
             res = probe_model(model, dm, args.probe_train, device=args.device, nearest_neighbour=True)
@@ -149,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
                             **{f"metrics/{k}_1nn_acc": v["nn1_acc"] for k, v in res.items()}})
             result["feature_dims"] = {k: v["dim"] for k, v in res.items()}
         classifier, ext_name = probe_classifier(name, args.extractor, args.device) if dm.num_classes else (None, None)
-        from gan_zoo.datamodules.base import subset_indices
-
         x_te, y_te = dm.split("test")
         idx = subset_indices(len(x_te), args.n_real)
         # a zoo entry keeps E and G, not D (pretrained.py): its D is untrained, so no pairing gap

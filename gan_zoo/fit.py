@@ -21,14 +21,29 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import lightning as L
+import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from gan_zoo.checkpoint_io import first_line
+from gan_zoo.base import check_hparams
+from gan_zoo.callbacks import ImagesBudget, ImagesCheckpoint, ImagesProgressBar, SampleGrid
+from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
+from gan_zoo.callbacks.divergence import DivergenceGuard
+from gan_zoo.callbacks.encoder import LinearProbe
+from gan_zoo.callbacks.metrics import ImageMetrics
+from gan_zoo.callbacks.toy import ToyModeMetrics
+from gan_zoo.checkpoint_io import (AtomicCheckpointIO, first_line, hparam_differences, load_checkpoint,
+                                   load_matching_state)
 from gan_zoo.cli import HelpFormatter, Parser, UserError, add_hparams, read_config, run_main
-from gan_zoo.loggers import LOGGERS
+from gan_zoo.datamodules import get_datamodule, get_datamodule_class, list_datamodules
+from gan_zoo.loggers import LOGGERS, finish_logger, keep_earlier_csv, make_logger
+from gan_zoo.metrics.extractors import ExtractorError, default_extractor, inception_path
+from gan_zoo.metrics.image_metrics import METRICS, parse_metrics
+from gan_zoo.models import get_model_class, list_models
 
 DATA_LINKED = ("channels", "resolution", "num_classes", "data_dim")  # model arguments filled in from the data set
 
@@ -72,8 +87,6 @@ def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int = 
     if isinstance(devices, (list, tuple)):
         n = len(devices)
     elif devices == "auto" or devices == -1:
-        import torch
-
         gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         n = torch.cuda.device_count() if gpu else 1
     else:
@@ -82,9 +95,6 @@ def resolve_strategy(strategy: str, accelerator: str, devices, num_nodes: int = 
 
 
 def base_parser(add_help: bool) -> argparse.ArgumentParser:
-    from gan_zoo.datamodules import list_datamodules
-    from gan_zoo.registry import list_models
-
     p = Parser(
         prog="fit.py", add_help=add_help, formatter_class=HelpFormatter,
         usage="%(prog)s --model NAME [--data NAME] [--config FILE] [OPTION ...]",
@@ -157,8 +167,6 @@ def base_parser(add_help: bool) -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Two passes: find --model and --config first, then parse everything with that model's options. A config's
     values go through the same parser as the command line (types, choices, true/false flags), before it."""
-    from gan_zoo.registry import get_model_class
-
     argv = list(sys.argv[1:] if argv is None else argv)
     pre, _ = base_parser(add_help=False).parse_known_args(argv)
     config = read_config(pre.config) if pre.config else {}
@@ -234,12 +242,6 @@ def check_options(args: argparse.Namespace) -> None:
 def metric_callbacks(args, dm, out: Path, model=None) -> list:
     """The metric callbacks that ``--metrics`` asks for (``auto``: whatever can run here, including the linear
     probe of a model with an encoder on a labelled data set)."""
-    from gan_zoo.callbacks.encoder import LinearProbe
-    from gan_zoo.callbacks.metrics import ImageMetrics
-    from gan_zoo.callbacks.toy import ToyModeMetrics
-    from gan_zoo.metrics.extractors import ExtractorError, default_extractor, inception_path
-    from gan_zoo.metrics.image_metrics import METRICS, parse_metrics
-
     spec = args.metrics.strip().lower()
     if spec == "none":
         return []
@@ -284,25 +286,11 @@ def metric_callbacks(args, dm, out: Path, model=None) -> list:
 def main(argv: list[str] | None = None) -> int:
     args, hparam_names = parse_args(argv)
 
-    import warnings
-
-    import lightning as L
-    import torch
-
     # The EMA generator is kept in eval mode on purpose; Lightning's pytree deprecation is not ours to fix.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")  # bounded by --metric-samples
     quiet_lightning_and_wandb()
-
-    from gan_zoo.datamodules import get_datamodule, get_datamodule_class
-    from gan_zoo.base import check_hparams
-    from gan_zoo.callbacks import ImagesBudget, ImagesCheckpoint, ImagesProgressBar, SampleGrid
-    from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
-    from gan_zoo.callbacks.divergence import DivergenceGuard
-    from gan_zoo.checkpoint_io import AtomicCheckpointIO, hparam_differences, load_checkpoint, load_matching_state
-    from gan_zoo.loggers import finish_logger, keep_earlier_csv, make_logger
-    from gan_zoo.registry import get_model_class
 
     cls = get_model_class(args.model)
     out = Path(args.out or f"runs/{cls.model_name}-{args.data}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -458,8 +446,6 @@ def quiet_lightning_and_wandb() -> None:
     """Silence the notices a normal fit does not need: Lightning's advertisement for its hosted logger, its warning
     that an epoch is shorter than ``--log-every-n-steps`` (progress is counted in images, not epochs), and W&B's
     deprecation notice for the ``anonymous`` setting Lightning passes."""
-    import warnings
-
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropMessages) for f in rank_zero.filters):
         rank_zero.addFilter(_DropMessages("litlogger"))
@@ -482,8 +468,6 @@ def write_run_config(out: Path, resolved: dict) -> None:
 
 def interrupted_message(e, checkpoints, out: Path) -> str:
     """One line: which signal, what was saved, and the command that resumes the fit."""
-    from gan_zoo.callbacks.checkpoint import FitInterrupted  # noqa: F401  (type of e)
-
     name = signal.Signals(e.signum).name
     resume = f"resume with: {command_name()} --config {out / 'config.yaml'} --ckpt-path last"
     if e.checkpoint is not None:
@@ -508,8 +492,6 @@ def check_memory(cls, hparams: dict, batch_size: int, args) -> None:
     """Refuse, before allocating anything, a model whose training step cannot fit in this machine's memory
     (``GANModule.training_memory`` on a copy built on the meta device, against the free memory of the GPU or
     the available RAM)."""
-    import torch
-
     try:
         with torch.device("meta"):
             need = cls(**hparams).training_memory(batch_size, 2 if "16" in str(args.precision) else 4)
@@ -529,8 +511,6 @@ def check_memory(cls, hparams: dict, batch_size: int, args) -> None:
 def available_memory(accelerator: str) -> tuple[int, str]:
     """``(bytes, what)``: the free memory of the first GPU where the fit would use one, else the RAM the kernel
     reports as available; ``(0, "")`` where neither can be read."""
-    import torch
-
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info()
         return free, "free GPU memory"

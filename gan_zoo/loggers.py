@@ -9,11 +9,11 @@ against ``train/kimg`` (``define_metric``)."""
 from __future__ import annotations
 
 import csv
+import netrc
 import os
 import sys
 import tempfile
 from pathlib import Path
-
 from typing import Callable
 
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
@@ -138,8 +138,6 @@ def keep_earlier_csv(logs: Path) -> None:
 
 def finish_logger(logger) -> None:
     """Close a W&B run so its files (summary, history) are complete, also when several fits share a process."""
-    from lightning.pytorch.loggers import WandbLogger
-
     if isinstance(logger, WandbLogger) and logger._experiment is not None:
         logger.experiment.finish()
 
@@ -148,8 +146,6 @@ def _wandb_credentials() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        import netrc
-
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False

@@ -29,18 +29,17 @@ from typing import Any
 import torch
 
 from gan_zoo import weights
-from gan_zoo.checkpoint_io import CheckpointError, atomic_torch_save, read_weights
-from gan_zoo.registry import UnknownNameError, get_model_class
+from gan_zoo.checkpoint_io import atomic_torch_save, first_line, load_checkpoint, load_matching_state, read_weights
+from gan_zoo.errors import CheckpointError, ExtractorError, PretrainedError, UnknownNameError
+from gan_zoo.metrics.extractors import extractor_manifest, load_extractor
+from gan_zoo.models import get_model_class
+from gan_zoo.registry import MODELS
 
 FORMAT = "gan_zoo.pretrained/1"
 MANIFEST = "zoo.json"
 DATA_FIELDS = ("name", "resolution", "channels", "resize_mode")  # all a file may say about its data: no paths
 REQUIRED_FIELDS = ("model", "file", "sha256", "size", "num_params", "hparams", "data", "resolution", "channels",
                    "images_seen", "metrics", "ci_check", "recipe", "versions", "license")
-
-
-class PretrainedError(CheckpointError):
-    """A zoo entry that cannot be loaded (missing, corrupt, truncated or mismatched file); the message says why."""
 
 
 # --- the manifest ----------------------------------------------------------------------------------------------------
@@ -62,8 +61,6 @@ def manifest() -> dict[str, dict]:
 
 def _extractors() -> dict[str, dict]:
     """The extractor manifest's entries; none when the manifest is absent, an error naming it when it is corrupt."""
-    from gan_zoo.metrics.extractors import ExtractorError, extractor_manifest
-
     if not (weights.CHECKPOINTS / "extractors.json").is_file():
         return {}
     try:
@@ -86,9 +83,24 @@ def list_pretrained(kind: str = "all") -> list[str]:
     return gans + ext
 
 
+def entry_name(name: str, entries: dict[str, dict] | None = None) -> str:
+    """``name``, or the entry it names by its model's old name, an alias (``sgan.fmnist32`` is
+    ``ensemble_sgan.fmnist32``)."""
+    entries = manifest() if entries is None else entries
+    model, dot, tag = name.partition(".")
+    if name in entries or not dot:
+        return name
+    try:
+        renamed = f"{MODELS.canonical(model)}.{tag}"
+    except UnknownNameError:
+        return name
+    return renamed if renamed in entries else name
+
+
 def pretrained_info(name: str) -> dict:
     """The manifest entry of ``name`` (a copy); an unknown name lists the valid ones."""
     entries = manifest()
+    name = entry_name(name, entries)
     if name in entries:
         return dict(entries[name])
     ext = _extractors()
@@ -193,10 +205,10 @@ def load_pretrained(name: str, device: str | torch.device = "cpu"):
     ``name`` may also be a path: an export file (``.pt``, from ``scripts/export_pretrained.py``) or a fit's training
     checkpoint (``.ckpt``), each loaded with ``weights_only=True`` and strict shape checks. A metric extractor's name
     (``fmnist-cnn``) returns that extractor."""
-    in_zoo = name in manifest()
+    entries = manifest()
+    name = entry_name(name, entries)
+    in_zoo = name in entries
     if not in_zoo and name in _extractors():
-        from gan_zoo.metrics.extractors import load_extractor
-
         return load_extractor(name).to(device)
     path_like = Path(name)
     if not in_zoo and path_like.suffix in (".pt", ".ckpt"):
@@ -204,8 +216,6 @@ def load_pretrained(name: str, device: str | torch.device = "cpu"):
             raise PretrainedError(f"{name}: no such file, and not a zoo entry (available: "
                                   f"{', '.join(list_pretrained()) or 'none'})")
         if path_like.suffix == ".ckpt":
-            from gan_zoo.evaluate import load_training_checkpoint
-
             try:
                 model, data, images_seen = load_training_checkpoint(str(path_like))
             except CheckpointError as e:
@@ -218,11 +228,25 @@ def load_pretrained(name: str, device: str | torch.device = "cpu"):
     entry = pretrained_info(name)
     path = weights.locate(entry["file"], entry["sha256"], name, PretrainedError, entry.get("url"))
     payload = read_export(path)
-    if payload["model"] != entry["model"]:
+    if not MODELS.same(payload["model"], entry["model"]):  # an export may record its model's old name (an alias)
         raise PretrainedError(f"{name}: {path} holds a {payload['model']} model, the manifest says {entry['model']}")
     model = build_from_export(payload, f"{name} ({path})")
     model.pretrained_meta.update(name=name, entry=entry, source=str(path))
     return model.to(device)
+
+
+def load_training_checkpoint(path: str, device: str = "cpu"):
+    """``(model, data info, images seen)`` from a fit.py checkpoint, verified and in eval mode."""
+    ckpt = load_checkpoint(path)
+    cls = get_model_class(ckpt["gan_zoo"]["model"])
+    try:
+        model = cls(**ckpt.get("hyper_parameters", {}))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build {cls.model_name} from its recorded hyperparameters: "
+                              f"{first_line(e)}") from e
+    load_matching_state(model, ckpt, str(path))
+    model.restore_progress(int(ckpt["gan_zoo"].get("images_seen", 0)))
+    return model.to(device).eval(), recorded_data(ckpt["gan_zoo"].get("data")), model.images_seen
 
 
 def write_manifest(entries: dict[str, dict], path: str | os.PathLike | None = None) -> None:

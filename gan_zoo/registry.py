@@ -1,7 +1,9 @@
-"""Model registry: names map to LightningModule classes.
+"""Registries: names map to classes (models, data sets).
 
-Names are case-insensitive (stored lower-case); registering a name twice raises so two models can never shadow
-each other silently.
+A ``Registry`` knows only names and classes. Names are case-insensitive (stored lower-case); registering a name twice
+raises so two classes can never shadow each other silently; an alias is another name for a registered class, accepted
+by ``get`` but never listed. The lookups that need every class registered first (``gan_zoo.models.get_model``,
+``gan_zoo.datamodules.get_datamodule``) live in the packages that import them all.
 """
 
 from __future__ import annotations
@@ -9,59 +11,75 @@ from __future__ import annotations
 import fnmatch
 from typing import Callable, Iterable, TypeVar
 
+from gan_zoo.errors import UnknownNameError
+
+__all__ = ["MODELS", "Registry", "UnknownNameError", "register_model"]
+
 T = TypeVar("T")
 
-_MODELS: dict[str, type] = {}
+
+class Registry:
+    """Classes by name.
+
+    Args:
+        kind: what the classes are, for messages ("model", "data set").
+        attribute: the class attribute that receives its registered name (``model_name``, ``name``).
+    """
+
+    def __init__(self, kind: str, attribute: str):
+        self.kind, self.attribute = kind, attribute
+        self._classes: dict[str, type] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, name: str | None = None, aliases: Iterable[str] = ()) -> Callable[[T], T]:
+        """Class decorator: register under ``name`` (default: the class name, lower-cased) and ``aliases``."""
+
+        def wrap(cls: T) -> T:
+            key = (name or cls.__name__).lower()
+            for k in (key, *(a.lower() for a in aliases)):
+                if k in self._classes or k in self._aliases:
+                    owner = self._classes.get(k) or self._classes[self._aliases[k]]
+                    raise ValueError(f"{self.kind} name {k!r} is already registered by {owner.__module__}")
+            self._classes[key] = cls
+            self._aliases.update({a.lower(): key for a in aliases})
+            setattr(cls, self.attribute, key)
+            return cls
+
+        return wrap
+
+    def names(self, include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
+        """Sorted registered names (aliases excluded), optionally filtered by fnmatch patterns."""
+        names = sorted(self._classes)
+        if include is not None:
+            pats = [include] if isinstance(include, str) else list(include)
+            names = [n for n in names if any(fnmatch.fnmatch(n, p.lower()) for p in pats)]
+        if exclude is not None:
+            pats = [exclude] if isinstance(exclude, str) else list(exclude)
+            names = [n for n in names if not any(fnmatch.fnmatch(n, p.lower()) for p in pats)]
+        return names
+
+    def canonical(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases; an unknown name lists the valid ones."""
+        key = str(name).lower()
+        key = self._aliases.get(key, key)
+        if key not in self._classes:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}")
+        return key
+
+    def get(self, name: str) -> type:
+        """The class registered as ``name`` (or an alias of it)."""
+        return self._classes[self.canonical(name)]
+
+    def same(self, name: str, other: str) -> bool:
+        """Whether ``name`` and ``other`` are the same registered name, either possibly an alias (a checkpoint that
+        records a model's old name is that model's); False where either is unknown."""
+        if name == other:
+            return True
+        try:
+            return self.canonical(name) == self.canonical(other)
+        except UnknownNameError:
+            return False
 
 
-class UnknownNameError(KeyError):
-    """An unknown model or data set name. The message lists the valid names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable on one line
-        return str(self.args[0]) if self.args else ""
-
-
-def register_model(name: str | None = None) -> Callable[[T], T]:
-    """Class decorator that registers a GAN under ``name`` (default: the class name, lower-cased)."""
-
-    def wrap(cls: T) -> T:
-        key = (name or cls.__name__).lower()
-        if key in _MODELS:
-            raise ValueError(f"model name {key!r} is already registered by {_MODELS[key].__module__}")
-        _MODELS[key] = cls
-        cls.model_name = key
-        return cls
-
-    return wrap
-
-
-def _ensure_loaded() -> None:
-    # Importing the models package runs every @register_model decorator.
-    import gan_zoo.models  # noqa: F401
-
-
-def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
-    """Sorted names of the registered models, optionally filtered by fnmatch patterns."""
-    _ensure_loaded()
-    names = sorted(_MODELS)
-    if include is not None:
-        pats = [include] if isinstance(include, str) else list(include)
-        names = [n for n in names if any(fnmatch.fnmatch(n, p.lower()) for p in pats)]
-    if exclude is not None:
-        pats = [exclude] if isinstance(exclude, str) else list(exclude)
-        names = [n for n in names if not any(fnmatch.fnmatch(n, p.lower()) for p in pats)]
-    return names
-
-
-def get_model_class(name: str) -> type:
-    """The registered class for ``name`` (case-insensitive); an unknown name lists the valid ones."""
-    _ensure_loaded()
-    key = str(name).lower()
-    if key not in _MODELS:
-        raise UnknownNameError(f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}")
-    return _MODELS[key]
-
-
-def get_model(name: str, **hparams):
-    """Build the model registered as ``name`` with the given hyperparameters."""
-    return get_model_class(name)(**hparams)
+MODELS = Registry("model", "model_name")
+register_model = MODELS.register

@@ -16,7 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+from torchvision.utils import save_image
+
+from gan_zoo.callbacks.samples import image_grid
+from gan_zoo.checkpoint_io import atomic_torch_save
 from gan_zoo.cli import Parser, UserError, check_member, resolve_device, run_main
+from gan_zoo.evaluate import load_model
 
 
 def build_parser() -> Parser:
@@ -32,8 +38,8 @@ def build_parser() -> Parser:
     p.add_argument("--interpolate", action="store_true", help="latent walks instead of independent samples")
     p.add_argument("--steps", type=int, default=8, help="images per walk with --interpolate")
     p.add_argument("--member", type=int, default=None,
-                   help="sample generator i (1..N) alone: sgan: local generator i instead of the global one; egan: "
-                   "parent i instead of the whole population")
+                   help="sample generator i (1..N) alone: ensemble_sgan: local generator i instead of the global "
+                   "one; egan: parent i instead of the whole population")
     p.add_argument("--device", default="auto", help="auto (the GPU where there is one), cpu, cuda, cuda:1, mps ...")
     p.add_argument("--save-tensor", default=None, help="also save the images as a tensor file")
     return p
@@ -42,8 +48,6 @@ def build_parser() -> Parser:
 def slerp(a, b, t):
     """Spherical interpolation between latent batches ``a`` and ``b`` (N, D) at fractions ``t`` (T,) -> (N, T, D);
     falls back to linear interpolation where the two are (anti)parallel."""
-    import torch
-
     a_n, b_n = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
     omega = torch.acos((a_n * b_n).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]  # (N, 1, 1)
     t = t[None, :, None]
@@ -55,8 +59,6 @@ def slerp(a, b, t):
 
 def make_images(model, n: int, seed: int, interpolate: bool = False, steps: int = 8, member: int | None = None):
     """``n`` samples, or ``n // steps`` latent walks of ``steps`` images each, from ``model``."""
-    import torch
-
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     if member is not None:
@@ -78,11 +80,6 @@ def make_images(model, n: int, seed: int, interpolate: bool = False, steps: int 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.device = resolve_device(args.device)
-    from torchvision.utils import save_image
-
-    from gan_zoo.callbacks.samples import image_grid
-    from gan_zoo.evaluate import load_model
-
     model = load_model(args)[0]
     images = make_images(model, args.n, args.seed, args.interpolate, args.steps, args.member).cpu()
     if images.dim() != 4:
@@ -94,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     save_image(image_grid(images, nrow), out)
     print(f"wrote {out} ({len(images)} images, {tuple(images.shape[1:])})", file=sys.stderr)
     if args.save_tensor:
-        from gan_zoo.checkpoint_io import atomic_torch_save
-
         atomic_torch_save(images.contiguous(), args.save_tensor)
         print(f"wrote {args.save_tensor}", file=sys.stderr)
     return 0

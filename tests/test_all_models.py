@@ -22,7 +22,7 @@ TINY = {  # the smallest configuration of each model at 16x16 greyscale
     "lsgan": SMALL,
     "selfgan": SMALL,
     "egan": SMALL,
-    "sgan": {**SMALL, "n_pairs": 2},
+    "ensemble_sgan": {**SMALL, "n_pairs": 2},
     "bigan": dict(ngf=8, nef=8, ndf=8, d_hidden=16, latent_dim=6),
     "bigbigan": dict(ngf=8, nef=8, ndf=8, d_hidden=16, latent_dim=6),
     "pggan": dict(latent_dim=8, fmap_base=64, fmap_max=8, phase_images=16),

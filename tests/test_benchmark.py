@@ -1,16 +1,12 @@
-"""``scripts/benchmark.py`` runs its comparisons end to end and writes what it measured (smallest possible runs)."""
+"""``benchmarks/benchmark.py`` runs its comparisons end to end and writes what it measured (smallest possible runs)."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import benchmark  # noqa: E402
+import benchmarks.benchmark as benchmark
+from tests.conftest import needs_fmnist
 
 FAST = ["--models", "dcgan", "--configs", "none", "--steps", "1", "--warmup", "1", "--repeats", "2", "--memory",
         "none"]
@@ -87,3 +83,22 @@ def test_lightning_timer_synchronises_only_at_the_window_ends(monkeypatch):
     monkeypatch.setattr(benchmark, "_sync", lambda: calls.append(1))
     img_s = benchmark.run_lightning(benchmark.model_spec("dcgan"), warmup=1, steps=3)
     assert img_s > 0 and len(calls) == 2
+
+
+@needs_fmnist
+def test_benchmark_check_trains_each_model_in_each_precision_on_fashion_mnist(tmp_path):
+    out = tmp_path / "c.json"
+    assert benchmark.main(["--check", "32-true", "--models", "dcgan", "--steps", "4", "--warmup", "2", "--window", "2",
+                           "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["complete"] is True and res["check_precisions"] == ["32-true"] and "--check 32-true" in res["command"]
+    [row] = res["check"]
+    assert row["model"] == "dcgan" and row["error"] is None and row["finite_losses"] and row["samples_ok"]
+    assert row["windows"] == 2 and row["images_per_s"] > 0 and row["images_seen"] == 6 * row["batch_size"]
+
+
+def test_benchmark_check_refuses_bad_input(capsys):
+    for bad in (["--check", "64-true"], ["--check", "32-true", "--configs", "canonical64"]):
+        with pytest.raises(SystemExit):
+            benchmark.main(bad)
+    assert "--check runs registered models" in capsys.readouterr().err

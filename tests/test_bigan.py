@@ -175,7 +175,8 @@ def test_nearest_neighbour_accuracy_on_known_points():
 
 
 def test_probe_model_adds_the_nearest_neighbour_accuracy_on_the_same_features():
-    from gan_zoo.metrics.probe import extract, nearest_neighbour_accuracy, probe_model
+    from gan_zoo.callbacks.encoder import extract, probe_model
+    from gan_zoo.metrics.probe import nearest_neighbour_accuracy
 
     model = _tiny("bigbigan").eval()
     dm = _Tiny(batch_size=8)
@@ -217,7 +218,7 @@ class _ArgmaxPixel:
 
 
 def test_inversion_metrics_on_encoders_with_known_answers():
-    from gan_zoo.metrics.probe import inversion_metrics, pairing_gap
+    from gan_zoo.callbacks.encoder import inversion_metrics, pairing_gap
 
     # an exact inverse gives cosine 1; a permuted one gives the mean cosine of z and its permutation
     assert_close(inversion_metrics(_Inverse(), None, None, n_latent=64, seed=3)["latent_cos"], 1.0)

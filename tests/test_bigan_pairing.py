@@ -1,21 +1,16 @@
-"""``scripts/bigan_pairing.py``: D trained alone, E and G frozen, and the pairing gap it reaches."""
+"""``benchmarks/lab/bigan_pairing.py``: D trained alone, E and G frozen, and the pairing gap it reaches."""
 
 import copy
 import json
-import sys
 
 import pytest
 import torch
 
+from benchmarks.lab import bigan_pairing
+from gan_zoo.callbacks.encoder import inversion_metrics
 from gan_zoo.fit import main as fit_main
-from gan_zoo.metrics.probe import inversion_metrics
 from tests.conftest import needs_fmnist
 from tests.test_bigan import _tiny
-from tests.test_fit import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bigan_pairing  # noqa: E402
 
 
 def _state(module):

@@ -14,7 +14,7 @@ TOY_RECIPES = [p for p in RECIPES if yaml.safe_load(p.read_text())["data"] in ("
 
 
 def test_the_toy_recipes_are_found():
-    assert {p.name for p in TOY_RECIPES} >= {"egan_grid25.yaml", "sgan_grid25.yaml"}
+    assert {p.name for p in TOY_RECIPES} >= {"egan_grid25.yaml", "ensemble_sgan_grid25.yaml"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)

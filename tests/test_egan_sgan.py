@@ -127,7 +127,7 @@ def test_generation_logs_the_winning_mutation_and_d_steps_move_only_d():
 def test_egan_instance_noise_reaches_d_steps_and_children_not_the_fitness():
     model = _egan(d_steps=1, instance_noise=0.4, instance_noise_images=64)  # batches of 16: 0.4, 0.3, 0.2, 0.1
     calls = []
-    noisy = model._d_input
+    noisy = model.noise.apply
 
     def recording(x, sigma):
         calls.append(sigma)
@@ -142,7 +142,7 @@ def test_egan_instance_noise_reaches_d_steps_and_children_not_the_fitness():
         assert len(calls) == fitness_inputs[-1]
         return out
 
-    model._d_input, model.fitness = recording, recording_fitness
+    model.noise.apply, model.fitness = recording, recording_fitness
     tiny_trainer(4).fit(model, _toy_loader())
     # per batch: real and fake in the D step, then one child per mutation (3)
     assert_close(calls, [s for s in (0.4, 0.3, 0.2, 0.1) for _ in range(5)])
@@ -182,11 +182,11 @@ def test_egan_samples_one_parent_of_its_ema_population_with_member():
         model.sample(2, member=0)
 
 
-# --- SGAN ----------------------------------------------------------------------------------------------------------
+# --- ensemble SGAN -------------------------------------------------------------------------------------------------
 
 def _sgan(**kw):
     torch.manual_seed(0)
-    return gan_zoo.get_model("sgan", data_dim=2, latent_dim=4, hidden=16, n_pairs=2, pair_seed=3, **kw)
+    return gan_zoo.get_model("ensemble_sgan", data_dim=2, latent_dim=4, hidden=16, n_pairs=2, pair_seed=3, **kw)
 
 
 def _local_pair_alone(i, data_batches, pair_seed=3, lr=2e-4, betas=(0.5, 0.999), n_pairs=2, noise=(0.0, 1), r1=0.0):
@@ -267,7 +267,7 @@ def test_global_pair_never_moves_a_local_pair():
 def test_messenger_cadence_defaults_to_the_best_measured_for_the_data_and_is_saved():
     # BENCHMARKS.md: every 100 iterations on images, every 1000 on the 2D toys; an explicit value wins
     assert _sgan().hparams.messenger_sync == 1000
-    images = gan_zoo.get_model("sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
+    images = gan_zoo.get_model("ensemble_sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
     assert images.hparams.messenger_sync == 100
     assert _sgan(messenger_sync=7).hparams.messenger_sync == 7
     with pytest.raises(ValueError, match="messenger_sync must be >= 1"):
@@ -277,7 +277,7 @@ def test_messenger_cadence_defaults_to_the_best_measured_for_the_data_and_is_sav
 def test_messenger_batch_defaults_to_the_best_measured_for_the_data_and_is_saved():
     # BENCHMARKS.md, "Mode coverage on the 2D toys": the whole batch on the 2D toys; images keep the chunk (the whole batch not measured)
     assert _sgan().hparams.messenger_batch == "whole"
-    images = gan_zoo.get_model("sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
+    images = gan_zoo.get_model("ensemble_sgan", resolution=16, ngf=4, ndf=4, latent_dim=4, n_pairs=1)
     assert images.hparams.messenger_batch == "chunk"
     assert _sgan(messenger_batch="chunk").hparams.messenger_batch == "chunk"
 
@@ -365,10 +365,10 @@ def test_sgan_instance_noise_is_annealed_and_added_to_real_and_fake():
     assert_close([s for is_msg, s in sigmas if is_msg], [0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1])
     x = torch.randn(8, 2)
     torch.manual_seed(3)
-    noisy = model._d_input(x, 0.25)
+    noisy = model.noise.apply(x, 0.25)
     torch.manual_seed(3)
     assert_close(noisy, x + 0.25 * torch.randn(8, 2), rtol=0, atol=0)
-    assert model._d_input(x, 0.0) is x
+    assert model.noise.apply(x, 0.0) is x
     with pytest.raises(ValueError, match="instance_noise and instance_noise_images must be >= 0"):
         _sgan(instance_noise=-0.1)
     with pytest.raises(ValueError, match="instance_noise_on must be one of global, all, not 'local'"):
@@ -413,7 +413,7 @@ def test_sgan_samples_global_and_members():
 
 
 def test_egan_and_sgan_run_on_images():
-    for name, kw in (("egan", {}), ("sgan", {"n_pairs": 2})):
+    for name, kw in (("egan", {}), ("ensemble_sgan", {"n_pairs": 2})):
         torch.manual_seed(0)
         model = gan_zoo.get_model(name, channels=1, resolution=16, ngf=8, ndf=8, latent_dim=8, **kw)
         tiny_trainer(2).fit(model, random_loader(1, 16))
@@ -428,8 +428,8 @@ def test_bad_options_end_in_one_clear_line(tmp_path, capsys):
     assert cli(["--model", "egan", "--mutations", "minimax,wasserstein", *base]) == 2
     err = capsys.readouterr().err
     assert "wasserstein" in err and "least_squares" in err and "Traceback" not in err
-    assert cli(["--model", "sgan", "--n-pairs", "0", *base]) == 2
+    assert cli(["--model", "ensemble_sgan", "--n-pairs", "0", *base]) == 2
     assert "n_pairs" in capsys.readouterr().err
-    assert cli(["--model", "sgan", "--messenger-batch", "all", *base]) == 2
+    assert cli(["--model", "ensemble_sgan", "--messenger-batch", "all", *base]) == 2
     err = capsys.readouterr().err
     assert "messenger_batch must be one of chunk, whole, not 'all'" in err and "Traceback" not in err

@@ -76,13 +76,13 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     import torch
 
     from gan_zoo.datamodules import get_datamodule
-    from gan_zoo.evaluate import load_training_checkpoint
+    from gan_zoo.pretrained import load_training_checkpoint
     from gan_zoo.metrics.toy import mode_metrics
 
     run = tmp_path / "run"
-    assert fit_main(["--model", "sgan", "--data", "ring8", "--n-pairs", "2", "--batch-size", "32", "--max-images", "96",
-                     "--latent-dim", "2", "--hidden", "8", "--metrics", "toy", "--logger", "csv", "--out", str(run),
-                     "--no-progress-bar", "--log-every-n-steps", "1"]) == 0
+    assert fit_main(["--model", "ensemble_sgan", "--data", "ring8", "--n-pairs", "2", "--batch-size", "32",
+                     "--max-images", "96", "--latent-dim", "2", "--hidden", "8", "--metrics", "toy", "--logger", "csv",
+                     "--out", str(run), "--no-progress-bar", "--log-every-n-steps", "1"]) == 0
     ckpt = str(run / "checkpoints" / "last.ckpt")
     fit_end = [r for r in read_metrics(run) if r.get("toy/modes")][-1]
     model, _, _ = load_training_checkpoint(ckpt)
@@ -114,8 +114,8 @@ def test_evaluate_toy_coverage_of_the_global_generator_and_of_each_sgan_member(t
     capsys.readouterr()
     assert evaluate_cli(["--ckpt", str(run_dcgan / "checkpoints" / "last.ckpt"), "--metrics", "toy",
                          "--member", "1"]) == 2
-    assert "--member needs a model with several generators (sgan: local generators, egan: parents), not 'dcgan'" \
-        in capsys.readouterr().err
+    assert ("--member needs a model with several generators (ensemble_sgan: local generators, egan: parents), "
+            "not 'dcgan'") in capsys.readouterr().err
 
 
 def test_evaluate_toy_coverage_of_one_egan_parent(tmp_path, capsys):
@@ -154,8 +154,9 @@ def test_evaluate_toy_coverage_of_one_egan_parent(tmp_path, capsys):
 def test_evaluate_fid_of_an_sgan_member(tmp_path):
     write_mnist(tmp_path / "data", n_train=64, n_test=64)
     run = tmp_path / "run"
-    assert fit_main(["--model", "sgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--n-pairs", "2",
-                     "--max-images", "32", "--out", str(run), "--logger", "none", "--metrics", "none", *TINY]) == 0
+    assert fit_main(["--model", "ensemble_sgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"),
+                     "--n-pairs", "2", "--max-images", "32", "--out", str(run), "--logger", "none", "--metrics", "none",
+                     *TINY]) == 0
     fids = {}
     for member in (None, 1, 2):
         out_json = tmp_path / f"fid_{member}.json"

@@ -1,17 +1,12 @@
-"""scripts/gpu_syncs.py: the per-step count of synchronising CUDA calls (the arithmetic, with a stand-in path that warns
-as torch's sync debug mode does; the real count needs a CUDA device)."""
+"""``benchmarks/gpu_syncs.py``: the per-step count of synchronising CUDA calls (the arithmetic, with a stand-in path
+that warns as torch's sync debug mode does; the real count needs a CUDA device)."""
 
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import benchmark  # noqa: E402
-import gpu_syncs  # noqa: E402
+from benchmarks import benchmark, gpu_syncs
 
 SYNC = "called a synchronizing CUDA operation"
 

@@ -54,6 +54,41 @@ def test_fid_equals_scipy_sqrtm_on_the_same_features():
     assert ours == pytest.approx(ref, rel=1e-6)
 
 
+class CornerPixels(Extractor):
+    """Features of (N, 1, 28, 28) images: their four corner pixels."""
+
+    name, sha256, resize_note = "corners", "0" * 64, "none"
+    num_features = 4
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def compute(self, x):
+        f = x[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]].double()
+        return f, f
+
+
+def test_a_new_batch_where_a_freed_one_was_gets_its_own_features():
+    """The extractor remembers its last batch (FID, KID and IS share one forward pass). Batches generated one after
+    another are freed and reallocated, and CPython and the allocator reuse the same id and memory for them: each
+    batch must still get its own features, and FID must equal that of the features computed directly."""
+    gen = torch.Generator().manual_seed(0)
+    fake = torch.randn(1024, 1, 28, 28, generator=gen) + 0.5
+    real = torch.randn(512, 4, generator=gen).double()
+    direct = CornerPixels().compute(fake)[0]
+    ext = CornerPixels()
+    for i in range(0, 1024, 128):
+        batch = fake[i : i + 128].clone()  # a fresh tensor per batch, freed after use, as generation does
+        assert_close(ext.features(batch), direct[i : i + 128])
+        del batch
+    suite = MetricSuite(CornerPixels(), ("fid",))
+    suite.set_real_features(real)
+    for i in range(0, 1024, 128):
+        suite.update(fake[i : i + 128].clone())
+    assert_close(suite.compute(1024)["fid"], scipy_fid(real.numpy(), direct.numpy()), rtol=1e-6, atol=1e-6)
+
+
 def test_fid_of_a_set_against_itself_is_zero_and_reset_keeps_real_stats():
     x = torch.randn(500, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     suite = MetricSuite(VectorExtractor(6), ("fid",))

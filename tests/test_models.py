@@ -38,14 +38,14 @@ def test_options_train(name):
     model = gan_zoo.get_model(name, channels=1, resolution=16, ngf=8, ndf=8, latent_dim=8, upsample="nearest",
                               minibatch_kernels=5, instance_noise=0.5, instance_noise_images=32, balance="l2")
     tiny_trainer(2).fit(model, random_loader(1, 16))
-    assert model.noise_sigma() == pytest.approx(0.5 * (1 - 16 / 32))
+    assert model.noise.sigma(model.images_seen) == pytest.approx(0.5 * (1 - 16 / 32))
 
 
 def test_instance_noise_anneals_linearly_to_zero():
     model = gan_zoo.get_model("dcgan", resolution=16, ngf=4, ndf=4, instance_noise=0.2, instance_noise_images=1000)
     for seen, sigma in [(0, 0.2), (250, 0.15), (1000, 0.0), (5000, 0.0)]:
         model.images_seen = seen
-        assert model.noise_sigma() == pytest.approx(sigma)
+        assert model.noise.sigma(model.images_seen) == pytest.approx(sigma)
 
 
 class _ForcedPolicy(BalancePolicy):

@@ -1,30 +1,15 @@
-"""The plain PyTorch loops of ``scripts/plain_loops.py`` (what ``scripts/benchmark.py`` times against Lightning) do
-the same work as each model's ``training_step`` under a Trainer: from the same seed and the same initial weights, k
-batches through either path end with bitwise the same parameters, buffers and training state."""
-
-import importlib.util
-import sys
-from pathlib import Path
+"""The plain PyTorch loops of ``benchmarks/plain_loops.py`` (what ``benchmarks/benchmark.py`` times against
+Lightning) do the same work as each model's ``training_step`` under a Trainer: from the same seed and the same initial
+weights, k batches through either path end with bitwise the same parameters, buffers and training state."""
 
 import pytest
 import torch
 
 import gan_zoo
+from benchmarks.plain_loops import PLAIN_LOOPS
 from tests.helpers import tiny_trainer
 from tests.test_all_models import TINY, tiny_loader
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_plain_loops():
-    spec = importlib.util.spec_from_file_location("plain_loops", ROOT / "scripts" / "plain_loops.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("plain_loops", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-PLAIN_LOOPS = _load_plain_loops().PLAIN_LOOPS
 K = 3  # batches per path
 
 # Every model at its tiny configuration, plus variants that reach the branches the defaults skip in 3 batches.
@@ -35,8 +20,8 @@ CASES.update({
     "dcgan-l2": ("dcgan", dict(balance="l2")),
     "lsgan-pearson": ("lsgan", dict(coding="pearson", upsample="nearest", minibatch_kernels=4)),
     "egan-mu2-every-batch": ("egan", dict(mu=2, d_steps=1, mutations="minimax,least_squares")),
-    "sgan-sync2": ("sgan", dict(messenger_sync=2, pair_seed=3)),
-    "sgan-whole-batch": ("sgan", dict(messenger_batch="whole")),
+    "ensemble_sgan-sync2": ("ensemble_sgan", dict(messenger_sync=2, pair_seed=3)),
+    "ensemble_sgan-whole-batch": ("ensemble_sgan", dict(messenger_batch="whole")),
     "selfgan-tpu-probability": ("selfgan", dict(weighting="tpu", weights="probability")),
     "semisupgan-odena-ns": ("semisupgan", dict(form="odena", g_loss="ns")),
     "semisupgan-supervised-only": ("semisupgan", dict(supervised_only=True)),
@@ -94,7 +79,7 @@ def test_plain_loop_matches_the_lightning_path_bitwise(case):
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_plain_loop_matches_the_lightning_path_in_bf16_mixed(name):
-    # the benchmark's bf16 comparison (scripts/benchmark.py --precision bf16-mixed) is only fair if both paths run
+    # the benchmark's bf16 comparison (benchmarks/benchmark.py --precision bf16-mixed) is only fair if both paths run
     # the same ops in the same dtypes: the plain loop's autocast around the whole step is Lightning's bf16-mixed
     lit, plain = build(name, {}), build(name, {})
     torch.manual_seed(1)
@@ -125,9 +110,9 @@ def test_plain_loop_rejects_a_short_loader():
 
 @pytest.mark.parametrize("variant", ["foreach", "fused", "channels_last"])
 def test_speed_option_variants_run_the_same_arithmetic(variant):
-    # scripts/speed_options.py compares how fast variants run the same DCGAN step: they must train the same weights
+    # benchmarks/speed_options.py compares how fast variants run the same DCGAN step: they must train the same weights
     # (up to float reassociation: fused / multi-tensor Adam and channels-last convolutions sum in another order)
-    from scripts.speed_options import run
+    from benchmarks.speed_options import run
 
     base, other = {}, {}
     run("base", "tiny", warmup=1, steps=3, weights=base)

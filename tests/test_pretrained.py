@@ -204,7 +204,8 @@ def test_sample_script_needs_no_data_set(zoo_dir, tmp_path, monkeypatch, capsys)
     assert run_main(sample_main, ["--pretrained", "dcgan.tiny", "--member", "0", "--out", str(walk)]) == 2
     err = capsys.readouterr().err
     assert "available: dcgan.tiny" in err and "feature extractor" in err
-    assert "--member needs a model with several generators (sgan: local generators, egan: parents), not 'dcgan'" in err
+    assert ("--member needs a model with several generators (ensemble_sgan: local generators, egan: parents), "
+            "not 'dcgan'") in err
 
 
 @needs_fmnist
@@ -240,3 +241,15 @@ def test_export_script_measures_and_records_an_entry(zoo_dir, tmp_path):
     from gan_zoo.cli import run_main
 
     assert run_main(export_main, [str(run), "--name", "dcgan.t16", "--recipe", str(recipe)]) == 2
+    # --remeasure measures the shipped file again and records the values: the same protocol gives the same numbers
+    edited = zoo.manifest()
+    edited["semisupgan.t16"]["metrics"]["values"]["metrics/fid200_fmnist-cnn_test"] = -1.0
+    edited["semisupgan.t16"]["ci_check"]["value"] = -1.0
+    zoo.write_manifest(edited)
+    assert export_main(["--remeasure", "all", "--n", "200", "--ci-n", "100"]) == 0
+    again = zoo.manifest()["semisupgan.t16"]
+    for key in ("metrics/fid200_fmnist-cnn_test", "metrics/test_acc"):  # KID draws random subsets: not compared
+        assert again["metrics"]["values"][key] == entry["metrics"]["values"][key], key
+    assert again["ci_check"] == entry["ci_check"] and again["metrics"]["protocol"] == entry["metrics"]["protocol"]
+    assert again["file"] == first and again["sha256"] == entry["sha256"]
+    assert run_main(export_main, ["--remeasure", "nope.t16"]) == 2

@@ -131,7 +131,7 @@ def test_fit_refuses_a_crafted_cifar_folder(tmp_path):
 
 @pytest.mark.slow
 def test_a_checkpoint_cannot_point_evaluation_at_a_planted_folder(tmp_path):
-    from gan_zoo.evaluate import load_training_checkpoint
+    from gan_zoo.pretrained import load_training_checkpoint
     from gan_zoo.fit import main as fit_main
 
     write_mnist(tmp_path / "data", n_train=32, n_test=16)

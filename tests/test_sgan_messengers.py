@@ -1,16 +1,11 @@
-"""``scripts/sgan_messengers.py``: coverage per SGAN generator and the discriminators' logits at missed modes."""
+"""``benchmarks/lab/sgan_messengers.py``: coverage per SGAN generator and the discriminators' logits at missed modes."""
 
 import json
-import sys
 
 import torch
 
+from benchmarks.lab import sgan_messengers
 from gan_zoo.fit import main as fit_main
-from tests.test_fit import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import sgan_messengers  # noqa: E402
 
 
 def test_sgan_diagnosis_matches_its_definition(tmp_path, capsys):
@@ -100,4 +95,4 @@ def test_sgan_diagnosis_refuses_other_models(tmp_path, capsys):
                      "--out", str(run), "--no-progress-bar"]) == 0
     capsys.readouterr()
     assert sgan_messengers.cli(["--ckpt", str(run / "checkpoints" / "last.ckpt")]) == 2
-    assert "is a 'dcgan' checkpoint; this diagnosis is for sgan" in capsys.readouterr().err
+    assert "is a 'dcgan' checkpoint; this diagnosis is for ensemble_sgan" in capsys.readouterr().err

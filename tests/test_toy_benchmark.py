@@ -1,16 +1,12 @@
-"""``scripts/toy_benchmark.py``: a real (tiny) run records its result, and ``--summarize`` tabulates recorded runs."""
+"""``benchmarks/toy_benchmark.py``: a real (tiny) run records its result, and ``--summarize`` tabulates recorded
+runs."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import toy_benchmark  # noqa: E402
+from benchmarks import toy_benchmark
 
 
 def test_a_tiny_run_records_its_result_with_its_settings(tmp_path, capsys):

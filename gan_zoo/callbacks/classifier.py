@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from gan_zoo.callbacks.periodic import EveryNImages
+from gan_zoo.datamodules.base import to_float
 
 
 class TestAccuracy(EveryNImages):
@@ -23,8 +24,6 @@ class TestAccuracy(EveryNImages):
 
     def run(self, trainer, pl_module, final: bool) -> None:
         x, y = trainer.datamodule.split(self.split)
-        from gan_zoo.datamodules.base import to_float
-
         correct = 0
         for i in range(0, len(x), 1000):
             pred = pl_module.classify(to_float(x[i : i + 1000])).argmax(1).cpu()

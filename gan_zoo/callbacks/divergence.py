@@ -7,9 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite; the message names the loss, the step and the last good checkpoint."""
+from gan_zoo.errors import DivergenceError
 
 
 class DivergenceGuard(L.Callback):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
 from gan_zoo.callbacks.periodic import EveryNImages
@@ -20,8 +21,6 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 def log_image(logger, key: str, grid: torch.Tensor, path: Path, images_seen: int) -> None:
     """Send a grid to W&B or TensorBoard at ``images_seen``; other loggers (CSV, none) only get the PNG file."""
-    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-
     if isinstance(logger, WandbLogger):
         logger.log_image(key=key, images=[str(path)], step=images_seen, caption=[f"{images_seen / 1000:.1f} kimg"])
     elif isinstance(logger, TensorBoardLogger):

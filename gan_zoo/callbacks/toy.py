@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torchvision.transforms.functional as TF
+from PIL import Image
 
 from gan_zoo.callbacks.periodic import EveryNImages
+from gan_zoo.callbacks.samples import log_image
 from gan_zoo.metrics.toy import mode_metrics, scatter_png
 
 
@@ -34,11 +37,6 @@ class ToyModeMetrics(EveryNImages):
                   "toy/reverse_kl": res["reverse_kl"], "train/kimg": pl_module.images_seen / 1000}
         self.history.append(logged)
         if trainer.is_global_zero:
-            import torchvision.transforms.functional as TF
-            from PIL import Image
-
-            from gan_zoo.callbacks.samples import log_image
-
             self.dirpath.mkdir(parents=True, exist_ok=True)
             path = self.dirpath / f"toy_{pl_module.images_seen:09d}.png"
             scatter_png(samples, dm.modes(), path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torchmetrics
 from torch import Tensor
 
 from gan_zoo.checkpoint_io import atomic_torch_save
@@ -26,8 +27,6 @@ def cache_dir() -> Path:
 
 
 def stats_key(**fields) -> dict:
-    import torchmetrics
-
     key = dict(fields)
     key.update(torch=str(torch.__version__), torchmetrics=str(torchmetrics.__version__), subset="random, seed 0",
                format=2)

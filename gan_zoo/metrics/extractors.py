@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_zoo import weights
+from gan_zoo.errors import ExtractorError, UnknownNameError
 from gan_zoo.networks.classifier import DomainCNN
 from gan_zoo.weights import sha256_file
 
@@ -27,10 +28,6 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"
 EXTRACTORS = ("fmnist-cnn", "mnist-cnn", "inception")
 DEFAULT_EXTRACTOR = {"fashion_mnist": "fmnist-cnn", "mnist": "mnist-cnn", "mnist5k": "mnist-cnn"}
-
-
-class ExtractorError(ValueError):
-    """A feature extractor that cannot be loaded (missing, corrupt or mismatched file); the message says why."""
 
 
 def default_extractor(data: str, requested: str = "auto") -> str:
@@ -58,13 +55,18 @@ class Extractor(nn.Module):
 
     def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Both outputs for ``x``, from one forward pass. The last input's result is remembered, so FID, KID and
-        IS updated with the same batch run the network once, not three times."""
-        key = (id(x), x.data_ptr(), tuple(x.shape), x._version)
+        IS updated with the same batch run the network once, not three times. The memo holds ``x`` itself and
+        matches it by identity and version: a key of ``id`` and data pointer alone would match a new batch that
+        Python and the allocator placed where a freed one was, and return the old batch's features."""
         memo = getattr(self, "_memo", None)
-        if memo is None or memo[0] != key:
-            memo = (key, self.compute(x))
+        if memo is None or memo[0] is not x or memo[1] != x._version:
+            memo = (x, x._version, self.compute(x))
             self._memo = memo
-        return memo[1]
+        return memo[2]
+
+    def forget(self) -> None:
+        """Drop the remembered batch (and the reference to it)."""
+        self._memo = None
 
 
 class DomainExtractor(Extractor):
@@ -86,7 +88,7 @@ class DomainExtractor(Extractor):
 class InceptionExtractor(Extractor):
     def __init__(self, path: Path, sha256: str, antialias: bool = False):
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        from torchmetrics.image.fid import NoTrainInceptionV3  # needs the optional torch-fidelity
 
         self.name, self.sha256, self.num_features = "inception", sha256, 2048
         self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
@@ -165,8 +167,6 @@ def load_extractor(name: str, inception_weights: str | None = None, antialias: b
                                  f"{INCEPTION_SHA256_PREFIX}: corrupt or a different file")
         check_weights_only(path, "inception")
         return InceptionExtractor(path, digest, antialias)
-    from gan_zoo.registry import UnknownNameError
-
     raise UnknownNameError(f"unknown feature extractor {name!r}; valid: {', '.join(EXTRACTORS)}")
 
 

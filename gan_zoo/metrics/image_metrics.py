@@ -14,6 +14,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from gan_zoo.errors import UnknownNameError
 from gan_zoo.metrics.extractors import Extractor, FeatureView, LogitView
 
 METRICS = ("fid", "is", "kid")
@@ -38,8 +39,6 @@ def parse_metrics(spec: str | tuple | list) -> tuple[str, ...]:
     names = tuple(s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip())
     bad = [m for m in names if m not in METRICS]
     if bad or not names:
-        from gan_zoo.registry import UnknownNameError
-
         raise UnknownNameError(f"unknown metric(s) {', '.join(bad) or '(none)'}; valid: {', '.join(METRICS)}")
     return names
 
@@ -93,6 +92,7 @@ class MetricSuite(nn.Module):
             self.kid.update(fake, real=False)
         if self.inception_score is not None:
             self.inception_score.update(fake)
+        self.extractor.forget()
 
     def compute(self, n_fake: int) -> dict[str, float]:
         """All metrics; call on every rank. KID subsets are clipped to the smaller set."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 
@@ -35,8 +36,6 @@ def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict:
 
 def scatter_png(samples: Tensor, modes: Tensor, path, size: int = 512, margin: float = 0.25) -> None:
     """Samples as grey dots and the true modes as red crosses, drawn with PIL (no plotting dependency)."""
-    from PIL import Image, ImageDraw
-
     pts = samples.detach().float().cpu()
     m = modes.float().cpu()
     lo, hi = float(m.min()) , float(m.max())

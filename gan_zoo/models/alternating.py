@@ -17,12 +17,13 @@ from __future__ import annotations
 from torch import Tensor
 
 from gan_zoo.balance import make_balance_policy
-from gan_zoo.base import GANModule, InstanceNoise
+from gan_zoo.base import GANModule
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.networks.factory import gan_networks
+from gan_zoo.regularizers import InstanceNoise
 
 
-class AlternatingGAN(InstanceNoise, GANModule):
+class AlternatingGAN(GANModule):
     """One D step then one G step per batch, on DCGAN networks (images) or MLPs (vector data, the 2D toys).
     Subclasses define ``d_loss`` and ``g_loss``, and ``balance_errors`` and ``balance_g_error``: the errors the
     balancing policies read, in BCE terms whatever the model's loss."""
@@ -34,7 +35,7 @@ class AlternatingGAN(InstanceNoise, GANModule):
                  beta1: float, beta2: float, instance_noise: float, instance_noise_images: int, balance: str,
                  balance_margin: float, ema_decay: float, n_fixed_samples: int):
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
-        self.check_instance_noise(instance_noise, instance_noise_images)
+        self.noise = InstanceNoise(instance_noise, instance_noise_images)  # on D's inputs, real and fake
         self.generator, self.discriminator = gan_networks(
             channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf, ndf=ndf,
             hidden=hidden, upsample=upsample, d_batch_norm=d_batch_norm, minibatch_kernels=minibatch_kernels,
@@ -67,14 +68,14 @@ class AlternatingGAN(InstanceNoise, GANModule):
         real = batch["x"]  # (N, C, H, W) in [-1, 1]
         n = real.shape[0]
         opt_g, opt_d = self.optimizers()
-        sigma = self.noise_sigma()
+        sigma = self.noise.sigma(self.images_seen)
 
         z = self.sample_latent(n, device=real.device)
         fake = self.generator(z)  # one G forward, reused by both steps
 
         # D step: real vs detached fake
-        s_real = self.discriminator(self._d_input(real, sigma))
-        s_fake = self.discriminator(self._d_input(fake.detach(), sigma))
+        s_real = self.discriminator(self.noise.apply(real, sigma))
+        s_fake = self.discriminator(self.noise.apply(fake.detach(), sigma))
         loss_d = self.d_loss(s_real, s_fake)
         penalty = self.balance.d_penalty(self.discriminator.parameters())
         if penalty is not None:
@@ -89,7 +90,7 @@ class AlternatingGAN(InstanceNoise, GANModule):
 
         # G step: through the same fake, against the (updated) D; D's weights get no gradient
         self.discriminator.requires_grad_(False)
-        s_gen = self.discriminator(self._d_input(fake, sigma))
+        s_gen = self.discriminator(self.noise.apply(fake, sigma))
         loss_g = self.g_loss(s_gen)
         if update_g:
             opt_g.zero_grad(set_to_none=True)

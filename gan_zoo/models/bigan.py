@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.base import GANModule
+from gan_zoo.callbacks.encoder import ReconstructionGrid
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import bigan_d_loss, bigan_eg_loss, bigbigan_d_loss, bigbigan_eg_loss
 from gan_zoo.networks import DCGANGenerator
@@ -171,8 +172,6 @@ class BiGAN(GANModule):
 
     def default_callbacks(self, dm, out) -> list:
         """Reconstruction grids; the linear probe is a metric (``--metrics``, on by default: fit.py)."""
-        from gan_zoo.callbacks.encoder import ReconstructionGrid
-
         return [ReconstructionGrid(out / "samples")]
 
 

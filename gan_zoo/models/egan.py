@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
+from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import EGAN_MUTATIONS as MUTATIONS
 from gan_zoo.losses import bce_d_loss, mutation_loss
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
+from gan_zoo.regularizers import InstanceNoise
 
 
 class Population(nn.Module):
@@ -71,7 +72,7 @@ def _weights(module: nn.Module) -> dict[str, Tensor]:
 
 
 @register_model("egan")
-class EGAN(InstanceNoise, MemberSampling, GANModule):
+class EGAN(MemberSampling, GANModule):
     """EGAN (Wang, Xu, Yao & Tao, 2018): ``mu`` parent generators, one child per mutation per parent, each child
     scored on quality and diversity against one discriminator; the fittest ``mu`` children become the parents.
 
@@ -113,8 +114,9 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
             raise ValueError(f"unknown mutation(s) {bad or mutations!r}; valid: {', '.join(MUTATIONS)}")
         if mu < 1 or d_steps < 1:
             raise ValueError("mu and d_steps must be >= 1")
-        self.check_instance_noise(instance_noise, instance_noise_images)
+        noise = InstanceNoise(instance_noise, instance_noise_images)
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        self.noise = noise  # on D's inputs in its steps and the children's G steps, not in the fitness
         nets = [gan_networks(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim,
                              ngf=ngf, ndf=ndf, hidden=hidden) for _ in range(mu)]
         self.generator = Population([g for g, _ in nets])
@@ -177,7 +179,7 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
         children = []  # [F_q, F_d, mutation, weights, optimizer state, mutation loss]
         z_eval = self.sample_latent(n, device=real.device)
         g_real = self.real_grads(real)  # D is the same for every child: its real-data gradient once per generation
-        sigma = self.noise_sigma()
+        sigma = self.noise.sigma(self.images_seen)
         for g, opt in zip(members, opt_gs):
             params = list(g.parameters())
             inner = getattr(opt, "optimizer", opt)
@@ -186,7 +188,7 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
                 g.load_state_dict(parent_w)
                 _set_opt_state(inner, params, parent_s)
                 self.discriminator.requires_grad_(False)
-                fake = self._d_input(g(self.sample_latent(n, device=real.device)), sigma)
+                fake = self.noise.apply(g(self.sample_latent(n, device=real.device)), sigma)
                 loss = mutation_loss(kind, self.discriminator(fake))
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
@@ -218,9 +220,9 @@ class EGAN(InstanceNoise, MemberSampling, GANModule):
         *opt_gs, opt_d = self.optimizers()
         with torch.no_grad():
             fake = self.generator(self.sample_latent(n, device=real.device))  # the parents' samples
-        sigma = self.noise_sigma()
-        s_real = self.discriminator(self._d_input(real, sigma))
-        s_fake = self.discriminator(self._d_input(fake, sigma))
+        sigma = self.noise.sigma(self.images_seen)
+        s_real = self.discriminator(self.noise.apply(real, sigma))
+        s_fake = self.discriminator(self.noise.apply(fake, sigma))
         loss_d = bce_d_loss(s_real, s_fake)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)

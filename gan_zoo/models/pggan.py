@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gan_zoo.base import GANModule, adam_impl
+from gan_zoo.callbacks.resolution_grids import ResolutionGrids
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import drift_penalty, gradient_penalty, wgan_d_loss, wgan_g_loss
 from gan_zoo.networks.pggan import PGDiscriminator, PGGenerator, num_levels
@@ -256,6 +257,4 @@ class PGGAN(GANModule):
         self.phase_index = int(checkpoint["gan_zoo"].get("pggan", {}).get("phase_index", -1))
 
     def default_callbacks(self, dm, out) -> list:
-        from gan_zoo.callbacks.resolution_grids import ResolutionGrids
-
         return [ResolutionGrids(out / "samples")] if dm.is_image else []

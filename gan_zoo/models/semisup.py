@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from gan_zoo.base import GANModule, ema_step_
+from gan_zoo.callbacks.classifier import TestAccuracy
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import (feature_matching_loss, odena_d_loss, odena_g_loss, salimans_d_loss, salimans_ns_g_loss)
 from gan_zoo.networks import DCGANGenerator
@@ -202,6 +203,4 @@ class SemiSupervisedGAN(GANModule):
         self.d_ema_updates = int(checkpoint["gan_zoo"].get("d_ema_updates", 0))
 
     def default_callbacks(self, dm, out) -> list:
-        from gan_zoo.callbacks.classifier import TestAccuracy
-
         return [TestAccuracy()]

@@ -6,7 +6,7 @@ Each run is a 2-process CPU (gloo) fit of one model at its default configuration
 alternate between the strategies so drift hits both. Reports the median images/s (both ranks' images) per strategy
 and the median per-pair ratio.
 
-    python scripts/ddp_benchmark.py --models dcgan,bigbigan,sgan --repeats 5 --json ddp.json
+    python -m benchmarks.ddp_benchmark --models dcgan,bigbigan,sgan --repeats 5 --json ddp.json
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
 
     res = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; 2 processes x 1 thread, "
                       "gloo", "torch": torch.__version__, "lightning": L.__version__, "date": time.strftime("%Y-%m-%d"),
-           "command": "python scripts/ddp_benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "command": "python -m benchmarks.ddp_benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
            "load_before": os.getloadavg(), "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

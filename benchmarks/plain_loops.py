@@ -6,7 +6,7 @@ from ``model.hparams``, the losses of ``gan_zoo.losses``, the same number of D /
 updates (``model.update_ema()``, ``gan_zoo.base.ema_step_``) and the same images-seen accounting as the model's
 ``training_step`` under a Trainer on one device. Random numbers are drawn in the same order as ``training_step``
 draws them, so from the same seed and initial weights both paths end with the same weights
-(``tests/test_plain_loops.py`` checks it bitwise). ``scripts/benchmark.py`` times the two paths against each other.
+(``tests/test_plain_loops.py`` checks it bitwise). ``benchmarks/benchmark.py`` times the two paths against each other.
 
 Interface: ``PLAIN_LOOPS[name](model, loader, warmup, steps, precision="32-true") -> seconds``: trains ``warmup + steps`` batches of
 ``loader`` and returns the wall time of the last ``steps`` (measured like the benchmark's Lightning timer: from the
@@ -202,7 +202,7 @@ def plain_pggan(model, loader, warmup: int, steps: int, precision: str = "32-tru
             return D(x, level, alpha)
 
         # level and alpha passed as numbers, as the model does (G reading its buffers would sync the GPU twice a step:
-        # scripts/gpu_syncs.py found it)
+        # benchmarks/gpu_syncs.py found it)
         fake = G(_randn(model, n, real), level, _as_float32(alpha))
         s_real = critic(real)
         s_fake = critic(fake.detach())
@@ -420,7 +420,7 @@ def plain_egan(model, loader, warmup: int, steps: int, precision: str = "32-true
     return _run(model, loader, warmup, steps, step, precision)
 
 
-# --- Ensemble SGAN (gan_zoo/models/sgan.py) ---------------------------------------------------------------------
+# --- Ensemble SGAN (gan_zoo/models/ensemble_sgan.py) ------------------------------------------------------------
 
 def plain_sgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
     """Per batch: N local GAN steps on N chunks with per-pair latent streams, a global-D step against the local
@@ -499,5 +499,5 @@ PLAIN_LOOPS: dict[str, Callable[..., float]] = {
     "pggan": plain_pggan,
     "selfgan": plain_selfgan,
     "semisupgan": plain_semisupgan,
-    "sgan": plain_sgan,
+    "ensemble_sgan": plain_sgan,
 }

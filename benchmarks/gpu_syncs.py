@@ -5,11 +5,11 @@ A synchronisation (``.item()``, a device-to-host copy, ``nonzero``...) stops the
 work queued so far, so the host can no longer queue the next kernels while the GPU runs: on small GPU steps this costs
 more than the Python overhead around it. ``torch.cuda.set_sync_debug_mode("warn")`` makes every synchronising CUDA
 call warn; this script counts the warnings by their Python stack for a run of ``--short`` batches and one of
-``--long`` batches of each path (the models and loaders of ``scripts/benchmark.py``, channels-last), and reports
+``--long`` batches of each path (the models and loaders of ``benchmarks/benchmark.py``, channels-last), and reports
 (count(long) - count(short)) / (long - short): the synchronisations per training step, set-up and the timer's two
 explicit ``torch.cuda.synchronize`` calls excluded.
 
-    python3 scripts/gpu_syncs.py --precision bf16-mixed --json syncs.json        # needs a CUDA device
+    python3 -m benchmarks.gpu_syncs --precision bf16-mixed --json syncs.json        # needs a CUDA device
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/gpu_syncs.py): gan_zoo and benchmarks from the root
+    sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-import benchmark  # noqa: E402
 import gan_zoo  # noqa: E402
+from benchmarks import benchmark  # noqa: E402
 
 
 def _where(frames) -> str:

@@ -1,6 +1,9 @@
 """Ensemble SGAN (Chavdarova & Fleuret, "SGAN: An Alternative Training of Generative Adversarial Networks", CVPR
 2018): N independent local GAN pairs and a global pair.
 
+Registered as ``ensemble_sgan``: the literature also calls Odena's semi-supervised GAN "SGAN" (here ``semisupgan``).
+Its former name ``sgan`` stays an alias, so commands, configs, checkpoints and zoo entries that use it still work.
+
 Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
 
 1. Local pairs: pair ``i`` takes one ordinary GAN step (BCE D step on its chunk versus ``G_i(z_i)``, then a
@@ -29,7 +32,7 @@ Options beyond the paper, all off by default:
 - The R1 penalty (Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018) on every
   discriminator's real inputs (``r1``).
 
-``configs/sgan_grid25.yaml`` is the recipe for the 2D grid: noise on every discriminator and R1 (measured in
+``configs/ensemble_sgan_grid25.yaml`` is the recipe for the 2D grid: noise on every discriminator and R1 (measured in
 BENCHMARKS.md, "Mode coverage on the 2D toys").
 
 ``sample()`` uses the global generator (its EMA); ``sample(n, member=i)`` the local generator ``i`` (1-based).
@@ -42,11 +45,12 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from gan_zoo.base import GANModule, InstanceNoise, MemberSampling
+from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.datamodules.base import Batch
 from gan_zoo.losses import bce_d_loss, ns_g_loss, r1_penalty
 from gan_zoo.networks.factory import gan_networks
 from gan_zoo.registry import register_model
+from gan_zoo.regularizers import InstanceNoise
 
 
 MESSENGER_BATCHES = ("chunk", "whole")
@@ -74,8 +78,8 @@ class SGANOptimizers(NamedTuple):
         return cls(list(opts[:n]), list(opts[n : 2 * n]), list(opts[2 * n : 3 * n]), opts[3 * n], opts[3 * n + 1])
 
 
-@register_model("sgan")
-class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
+@register_model("ensemble_sgan", aliases=("sgan",))
+class EnsembleSGAN(MemberSampling, GANModule):
     """Ensemble SGAN (Chavdarova & Fleuret, CVPR 2018): N local GAN pairs trained as independent GANs, and a global
     pair whose generator trains against "messenger" copies of the local discriminators.
 
@@ -108,6 +112,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
     supports_vectors = True
     default_batch_size = 256  # split over the pairs: 64 per local pair at the default N = 4
     member_noun = "local pairs"  # sample(n, member=i)
+    member_owner = "SGAN"  # "member must be in 1..N (this SGAN has N local pairs)"
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, n_pairs: int = 4, messenger_sync: int | None = None,
@@ -123,12 +128,14 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             raise ValueError("n_pairs and messenger_sync must be >= 1")
         if r1 < 0:
             raise ValueError(f"r1 must be >= 0, got {r1}")
-        self.check_instance_noise(instance_noise, instance_noise_images)
+        noise = InstanceNoise(instance_noise, instance_noise_images)
         if messenger_batch not in MESSENGER_BATCHES:
             raise ValueError(f"messenger_batch must be one of {', '.join(MESSENGER_BATCHES)}, not {messenger_batch!r}")
         if instance_noise_on not in NOISE_TARGETS:
             raise ValueError(f"instance_noise_on must be one of {', '.join(NOISE_TARGETS)}, not {instance_noise_on!r}")
         super().__init__(latent_dim=latent_dim, ema_decay=ema_decay, n_fixed_samples=n_fixed_samples)
+        self.noise = noise  # on the messengers' inputs (and G_0's), on every D's with instance_noise_on="all"
+        self.r1 = r1  # the R1 penalty's weight on every D's real inputs (0 = off)
         net = dict(channels=channels, resolution=resolution, data_dim=data_dim, latent_dim=latent_dim, ngf=ngf,
                    ndf=ndf, hidden=hidden)
         local_g, local_d = [], []
@@ -188,9 +195,9 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
     def _d_step(self, opt, d: nn.Module, real: Tensor, fake: Tensor, backward, sigma: float = 0.0,
                 generator: torch.Generator | None = None) -> Tensor:
         """A BCE step of ``d``; with ``sigma`` > 0 it sees real then fake through instance noise (from ``generator``
-        if given, else the global RNG); with ``hparams.r1`` > 0 the R1 penalty on the real inputs it saw is added."""
-        real_in, fake_in = self._d_input(real, sigma, generator), self._d_input(fake, sigma, generator)
-        r1 = self.hparams.r1
+        if given, else the global RNG); with ``r1`` > 0 the R1 penalty on the real inputs it saw is added."""
+        real_in, fake_in = self.noise.apply(real, sigma, generator), self.noise.apply(fake, sigma, generator)
+        r1 = self.r1
         if r1 > 0:
             real_in = real_in.detach().requires_grad_(True)
         real_logits = d(real_in)
@@ -211,7 +218,8 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             raise ValueError(f"batch of {real.shape[0]} cannot be split over {n_pairs} local pairs")
         chunks = real.tensor_split(n_pairs)
         opts = SGANOptimizers.unflat(self.optimizers(), n_pairs)
-        sigma = self.noise_sigma()  # instance noise: G_0's side always, every D with instance_noise_on="all"
+        # instance noise: G_0's side always, every D with instance_noise_on="all"
+        sigma = self.noise.sigma(self.images_seen)
         sigma_all = sigma if self.hparams.instance_noise_on == "all" else 0.0
 
         # 1. local pairs: independent GAN steps (latents and noise from the pair's own stream)
@@ -223,7 +231,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
             loss_ld.append(self._d_step(opts.local_d[i], d, x, fake.detach(), self.manual_backward, sigma_all,
                                         stream))
             d.requires_grad_(False)
-            lg = ns_g_loss(d(self._d_input(fake, sigma_all, stream)))
+            lg = ns_g_loss(d(self.noise.apply(fake, sigma_all, stream)))
             opts.local_g[i].zero_grad(set_to_none=True)
             self.manual_backward(lg)
             opts.local_g[i].step()
@@ -248,7 +256,7 @@ class EnsembleSGAN(InstanceNoise, MemberSampling, GANModule):
 
         # 4. global G against the messengers
         self.messengers.requires_grad_(False)
-        loss_g0 = torch.stack([ns_g_loss(m(self._d_input(fake0, sigma))) for m in self.messengers]).mean()
+        loss_g0 = torch.stack([ns_g_loss(m(self.noise.apply(fake0, sigma))) for m in self.messengers]).mean()
         opts.global_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g0)
         opts.global_g.step()

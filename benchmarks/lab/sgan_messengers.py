@@ -1,6 +1,7 @@
-"""What an ensemble SGAN trained on a 2D toy covers, generator by generator, and what its messengers say about it.
+r"""What an ensemble SGAN trained on a 2D toy covers, generator by generator, and what its messengers say about it.
 
-    python scripts/sgan_messengers.py --ckpt runs/toy/checkpoints/last.ckpt [--n 2500] [--seed 0] [--json out.json]
+    python -m benchmarks.lab.sgan_messengers --ckpt runs/toy/checkpoints/last.ckpt [--n 2500] [--seed 0] \
+        [--json out.json]
 
 For the global generator G_0 and every local generator G_i: the modes with at least one high-quality sample (the toy
 protocol of ``--metrics toy``); the union of the local generators' modes; and the mean logit of the messenger
@@ -19,7 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/lab/sgan_messengers.py): gan_zoo from the root
+    sys.path.insert(0, str(ROOT))
 
 from gan_zoo.cli import UserError, run_main  # noqa: E402
 
@@ -83,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from gan_zoo.evaluate import load_training_checkpoint
 
     model, data, _ = load_training_checkpoint(args.ckpt)
-    if model.model_name != "sgan":
-        raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for sgan")
+    if model.model_name != "ensemble_sgan":
+        raise UserError(f"{args.ckpt} is a {model.model_name!r} checkpoint; this diagnosis is for ensemble_sgan")
     dm = get_datamodule(data.get("name", ""))
     if dm.is_image:
         raise UserError(f"{args.ckpt} was trained on {dm.name!r}; this diagnosis needs a 2D toy (ring8, grid25)")

@@ -4,7 +4,7 @@
 For each model (at its default configuration, 1 channel, 32x32: Fashion-MNIST sized) both paths train the same
 networks with the same losses, optimizers, D/G steps, EMA updates and uint8-to-float batches: (a) the model's
 ``training_step`` under a Lightning ``Trainer`` (manual optimization), (b) its plain PyTorch loop from
-``scripts/plain_loops.py`` (``tests/test_plain_loops.py`` proves the two end with bitwise the same weights). Runs
+``benchmarks/plain_loops.py`` (``tests/test_plain_loops.py`` proves the two end with bitwise the same weights). Runs
 alternate between the paths (pair r runs Lightning then plain for even r, plain then Lightning for odd r), so drift
 in the machine and any first-run / second-run effect hit both; each run builds a fresh model from the same seed and
 times ``--steps`` batches after ``--warmup`` batches. Reported per model: the median images/s of each path, the median
@@ -22,12 +22,22 @@ A fresh process per measurement keeps memory the allocator retained from an earl
 PGGAN is placed at the start of the final 32x32 stabilise phase (``restore_progress``), so every timed step trains the
 full-resolution networks at alpha 1 (its schedule would otherwise spend 60,000 images below 32x32).
 
-    python scripts/benchmark.py                               # every model + the canonical 64x64 DCGAN
-    python scripts/benchmark.py --models dcgan,egan --steps 3 --warmup 1 --repeats 1 --memory none
-    python scripts/benchmark.py --configs canonical64 --steps 20 --repeats 5 --json out.json   # DCGAN configs only
-    python scripts/benchmark.py --channels-last                   # both paths with channels-last weights
-    python scripts/benchmark.py --compare formats                 # Lightning path: channels-last vs contiguous
-    python scripts/benchmark.py --accelerator gpu --precision bf16-mixed --channels-last   # scripts/gpu_perf.sh
+    python -m benchmarks.benchmark                            # every model + the canonical 64x64 DCGAN
+    python -m benchmarks.benchmark --models dcgan,egan --steps 3 --warmup 1 --repeats 1 --memory none
+    python -m benchmarks.benchmark --configs canonical64 --steps 20 --repeats 5 --json out.json   # DCGAN configs only
+    python -m benchmarks.benchmark --channels-last                # both paths with channels-last weights
+    python -m benchmarks.benchmark --compare formats              # Lightning path: channels-last vs contiguous
+    python -m benchmarks.benchmark --accelerator gpu --precision bf16-mixed --channels-last   # gpu_session.sh perf
+
+``--check PRECISIONS`` runs no comparison: every ``--models`` entry (default: all) trains on Fashion-MNIST at 32x32
+(the models' default image setting; data from ``$GAN_ZOO_DATA`` or the Debian package) under a Trainer, once per
+precision, and reports the median images/s over windows of ``--window`` batches after ``--warmup`` batches (CUDA
+synchronised at window edges), the peak GPU memory, and whether every returned loss and 16 samples were finite; the
+exit status is 1 if any run failed. PGGAN runs with short phases so that it reaches 32x32 during the warm-up. fp32
+runs use TF32 matmuls there, as Lightning recommends on Hopper.
+
+    python -m benchmarks.benchmark --check 32-true,bf16-mixed,16-mixed --accelerator gpu --steps 150 --warmup 50
+    python -m benchmarks.benchmark --check 32-true --models dcgan --steps 4 --warmup 2 --window 2   # a CPU dry run
 """
 
 from __future__ import annotations
@@ -49,16 +59,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/benchmark.py): gan_zoo and benchmarks from the root
+    sys.path.insert(0, str(ROOT))
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 import gan_zoo  # noqa: E402
-from gan_zoo.registry import get_model_class  # noqa: E402
+from gan_zoo.models import get_model_class  # noqa: E402
 from gan_zoo.datamodules.base import ResumableLoader  # noqa: E402
-from plain_loops import PLAIN_LOOPS  # noqa: E402
+from benchmarks.plain_loops import PLAIN_LOOPS  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -267,7 +277,7 @@ def probe_memory(label: str, arm: str, warmup: int, steps: int, batch_size: int 
 
 
 def measure_memory(label: str, arm: str, args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", label, arm, "--warmup", str(args.warmup),
+    cmd = [sys.executable, "-m", "benchmarks.benchmark", "--probe-memory", label, arm, "--warmup", str(args.warmup),
            "--steps", str(args.steps), "--accelerator", args.accelerator, "--precision", args.precision]
     if args.batch_size:
         cmd += ["--batch-size", str(args.batch_size)]
@@ -334,6 +344,103 @@ def compare(spec: Spec, args) -> dict:
     return res
 
 
+# --- the check: every model on Fashion-MNIST in each precision ----------------------------------------------------
+
+CHECK_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
+class _WindowTimer(L.Callback):
+    """Median images/s over windows of ``window`` batches after ``warmup`` batches (CUDA synchronised at window
+    edges); whether every returned loss was finite."""
+
+    def __init__(self, warmup: int, window: int):
+        self.warmup, self.window = warmup, window
+        self.rates: list[float] = []
+        self.finite = True
+        self._t0 = self._n0 = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        for v in (outputs or {}).values():
+            if torch.is_tensor(v) and not torch.isfinite(v).all():
+                self.finite = False
+        done = batch_idx + 1
+        if done >= self.warmup and (done - self.warmup) % self.window == 0:
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize()
+            now, seen = time.perf_counter(), pl_module.images_seen
+            if self._t0 is not None:
+                self.rates.append((seen - self._n0) / (now - self._t0))
+            self._t0, self._n0 = now, seen
+
+
+def check_one(name: str, precision: str, args) -> dict:
+    """One model in one precision on Fashion-MNIST 32x32 for ``args.warmup + args.steps`` batches: images/s, finite
+    losses and samples, peak CUDA memory, or the error that stopped it."""
+    import inspect
+
+    from gan_zoo.datamodules import get_datamodule
+
+    cls = get_model_class(name)
+    batch_size = cls.default_batch_size if name != "pggan" else 64
+    dm = get_datamodule("fashion_mnist", resolution=32, batch_size=batch_size, seed=0,
+                        num_labeled=cls.default_num_labeled)
+    dm.prepare_data()
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    linked = {"channels": 1, "resolution": 32, "num_classes": dm.num_classes, "data_dim": 0}
+    hp = {k: v for k, v in linked.items() if k in accepted}
+    if name == "pggan":
+        hp["phase_images"] = batch_size * max(1, args.warmup // 8)  # 6 phases: at 32x32 before the timed steps
+    torch.manual_seed(0)
+    model = cls(**hp)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    timer = _WindowTimer(args.warmup, args.window)
+    trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=precision, max_epochs=-1,
+                        limit_train_batches=args.warmup + args.steps, max_steps=-1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, callbacks=[timer], log_every_n_steps=50)
+    trainer.fit_loop.max_epochs = 1
+    gpu = args.accelerator == "gpu"
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    error = None
+    try:
+        trainer.fit(model, datamodule=dm)
+    except Exception as e:  # report and go on with the other models
+        error = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    wall = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else None
+    samples_ok = None
+    if error is None:
+        x = model.sample(16, seed=0)
+        samples_ok = bool(torch.isfinite(x).all() and x.abs().max() <= 1.0)
+    res = {"model": name, "precision": precision, "batch_size": batch_size, "params": n_params,
+           "images_per_s": round(statistics.median(timer.rates), 1) if timer.rates else None,
+           "windows": len(timer.rates), "finite_losses": timer.finite, "samples_ok": samples_ok,
+           "images_seen": model.images_seen, "wall_s": round(wall, 1),
+           "peak_mem_mib": None if peak is None else round(peak, 1), "error": error}
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def check(models: list[str], precisions: list[str], args, results: dict, write) -> int:
+    """``check_one`` for every model and precision (results in ``results["check"]``, written after every run); a
+    table; 1 if any run failed (an error, a non-finite loss or bad samples)."""
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs use TF32 matmuls, as Lightning recommends on Hopper
+    torch.backends.cudnn.allow_tf32 = True
+    rows = results["check"] = []
+    for name in models:
+        for precision in precisions:
+            rows.append(check_one(name, precision, args))
+            write(False)
+    print(f"\n{'model':<12} {'precision':<11} {'batch':>5} {'img/s':>9} {'finite':>6} {'peak MiB':>9}  error")
+    for r in rows:
+        rate = "-" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}"
+        print(f"{r['model']:<12} {r['precision']:<11} {r['batch_size']:>5} {rate:>9} {str(r['finite_losses']):>6} "
+              f"{r['peak_mem_mib'] if r['peak_mem_mib'] is not None else '-':>9}  {r['error'] or ''}")
+    return 1 if any(r["error"] or not r["finite_losses"] or not r["samples_ok"] for r in rows) else 0
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -366,7 +473,7 @@ def environment(argv: list[str], accelerator: str = "cpu") -> dict:
                      "numpy": numpy.__version__, "gan_zoo_commit": _git("rev-parse", "HEAD"),
                      "gan_zoo_dirty": bool(status) if status is not None else None},
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": shlex.join(["python", os.path.relpath(Path(__file__).resolve(), Path.cwd()), *argv]),
+        "command": shlex.join(["python", "-m", "benchmarks.benchmark", *argv]),
     }
 
 
@@ -402,6 +509,11 @@ def main(argv=None) -> int:
                    help="where both paths run (gpu: the first CUDA device; batches are made on the host and moved)")
     p.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
                    help="both paths: fp32, or bf16 autocast around each whole step (Lightning's bf16-mixed)")
+    p.add_argument("--check", metavar="PRECISIONS", default=None,
+                   help=f"no comparison: train every --models entry (default: all) on Fashion-MNIST under a Trainer "
+                        f"once per precision (comma list of {', '.join(CHECK_PRECISIONS)}); finite losses and "
+                        "samples, images/s, peak CUDA memory; exit status 1 if a run failed")
+    p.add_argument("--window", type=int, default=50, help="with --check: batches per timing window (at most --steps)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--probe-memory", nargs=2, metavar=("SPEC", "ARM"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -413,7 +525,18 @@ def main(argv=None) -> int:
                                       args.precision)))
         return 0
 
-    if args.models is None and args.configs is None:
+    precisions = _split(args.check)
+    if args.check is not None:
+        if not precisions or any(x not in CHECK_PRECISIONS for x in precisions):
+            p.error(f"--check takes a comma list of {', '.join(CHECK_PRECISIONS)}")
+        if _split(args.configs):
+            p.error("--check runs registered models (--models), not --configs")
+        if args.window < 1:
+            p.error("--window must be >= 1")
+        args.window = min(args.window, args.steps)
+    if args.check is not None:
+        models, configs = (gan_zoo.list_models() if args.models is None else _split(args.models)), []
+    elif args.models is None and args.configs is None:
         models, configs = gan_zoo.list_models(), ["canonical64"]
     else:  # only what was asked for: `--configs canonical64` alone runs that configuration, as it always did
         models, configs = _split(args.models), _split(args.configs)
@@ -433,9 +556,13 @@ def main(argv=None) -> int:
     if args.memory == "cuda" and args.accelerator != "gpu":
         print("error: --memory cuda needs --accelerator gpu (use --memory subprocess on the CPU)", file=sys.stderr)
         return 2
-    results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
-               "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-               "memory_method": args.memory, "models": {}, "configs": {}}
+    if args.check is not None:
+        results = {**environment(argv, args.accelerator), "check_precisions": precisions, "steps": args.steps,
+                   "warmup": args.warmup, "window": args.window}
+    else:
+        results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
+                   "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
+                   "memory_method": args.memory, "models": {}, "configs": {}}
 
     def write(done: bool) -> None:  # after every model too, so a run stopped at a time limit keeps what it measured
         if args.json:
@@ -444,6 +571,10 @@ def main(argv=None) -> int:
             tmp.write_text(json.dumps(results, indent=2))
             os.replace(tmp, args.json)
 
+    if args.check is not None:
+        status = check(models, precisions, args, results, write)
+        write(True)
+        return status
     for name in models:
         results["models"][name] = compare(model_spec(name, args.batch_size), args)
         write(False)

@@ -2,13 +2,13 @@
 """Linear-probe accuracy of trained BiGAN / BigBiGAN encoders against a randomly initialised encoder of the same
 architecture and against raw pixels.
 
-    python scripts/probe_benchmark.py --ckpt runs/bigbigan/checkpoints/last.ckpt [--ckpt ...] --json probe.json
+    python -m benchmarks.probe_benchmark --ckpt runs/bigbigan/checkpoints/last.ckpt [--ckpt ...] --json probe.json
 
 For each checkpoint: logistic regression (gan_zoo.metrics.probe) on the frozen encoder's pooled features and on its
 latent E(x), fit on the train split of the data set the model was trained on, accuracy on the test split, and the
 1-nearest-neighbour accuracy on the same features (cosine similarity, centred on the train mean); the same for the
 architecture at its random initialisation (seed 0); once, for the raw pixels. Then how well E inverts G
-(gan_zoo.metrics.probe.inversion_metrics: cosine of z and E(G(z)); the % of test images whose reconstruction G(E(x))
+(gan_zoo.callbacks.encoder.inversion_metrics: cosine of z and E(G(z)); the % of test images whose reconstruction G(E(x))
 the data set's classifier assigns to the image's label; how much D's joint score drops when the codes are shuffled
 among the images), for the trained model and for its trained G and D with the encoder at its random initialisation.
 """
@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/probe_benchmark.py): gan_zoo from the root
+    sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
@@ -30,7 +32,8 @@ def main(argv=None) -> int:
 
     from gan_zoo.datamodules import get_datamodule
     from gan_zoo.evaluate import load_model, probe_classifier
-    from gan_zoo.metrics.probe import inversion_metrics, linear_probe, nearest_neighbour_accuracy, probe_model
+    from gan_zoo.callbacks.encoder import inversion_metrics, probe_model
+    from gan_zoo.metrics.probe import linear_probe, nearest_neighbour_accuracy
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", action="append", required=True)

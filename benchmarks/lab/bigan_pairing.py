@@ -1,6 +1,6 @@
 """Can a BiGAN / BigBiGAN discriminator tell which code goes with which image? Train D alone and watch.
 
-    python scripts/bigan_pairing.py --ckpt runs/bigan/checkpoints/last.ckpt --steps 300 --negatives shuffled
+    python -m benchmarks.lab.bigan_pairing --ckpt runs/bigan/checkpoints/last.ckpt --steps 300 --negatives shuffled
 
 From a checkpoint, D takes ``--steps`` Adam steps (fresh state, the model's D learning rate and betas) on random
 batches of the train split, with E and G frozen (eval mode). The negatives are one of:
@@ -10,7 +10,7 @@ batches of the train split, with E and G frozen (eval mode). The negatives are o
 - ``shuffled``: the same images with their codes shuffled among them, against the encoder pairs. Only the pairing
   separates the two, so this asks whether D *can* learn it.
 
-Every ``--every`` steps it prints D's loss and ``d_pairing_gap`` (``gan_zoo.metrics.probe.inversion_metrics``: D's
+Every ``--every`` steps it prints D's loss and ``d_pairing_gap`` (``gan_zoo.callbacks.encoder.inversion_metrics``: D's
 joint score on (x, E(x)) minus that with the codes shuffled) on the first ``--n-test`` test images. If D learns the
 pairing with ``shuffled`` negatives but not with ``generator`` ones, then D separates the generator pairs by the image
 alone, and the E+G step gets no signal to invert G. The checkpoint file is not changed.
@@ -23,7 +23,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/lab/bigan_pairing.py): gan_zoo from the root
+    sys.path.insert(0, str(ROOT))
 
 from gan_zoo.cli import UserError, run_main  # noqa: E402
 
@@ -37,7 +39,7 @@ def train_d_only(model, x_train, x_test, steps: int, negatives: str = "generator
     import torch
 
     from gan_zoo.datamodules.base import to_float
-    from gan_zoo.metrics.probe import pairing_gap
+    from gan_zoo.callbacks.encoder import pairing_gap
 
     if negatives not in NEGATIVES:
         raise ValueError(f"negatives must be one of {', '.join(NEGATIVES)}, got {negatives!r}")

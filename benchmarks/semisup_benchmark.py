@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Semi-supervised GAN against the supervised-only baseline: test accuracy over seeds and label counts.
 
-    python scripts/semisup_benchmark.py --data fashion_mnist --labels 100,1000 --seeds 0,1,2 --max-images 30000
+    python -m benchmarks.semisup_benchmark --data fashion_mnist --labels 100,1000 --seeds 0,1,2 --max-images 30000
 
 Every configuration runs ``scripts/fit.py --model semisupgan`` (GAN) and the same command with
 ``--supervised-only`` (baseline: the same classifier on the same labeled images, no GAN), in subprocesses, ``--jobs``

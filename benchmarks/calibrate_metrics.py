@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Calibrate a domain extractor: the floor (real train images vs the test split) and the ceiling (uniform noise).
 
-    python scripts/calibrate_metrics.py --data fashion_mnist --n 10000
-    python scripts/calibrate_metrics.py --data mnist5k --n 1000
+    python -m benchmarks.calibrate_metrics --data fashion_mnist --n 10000
+    python -m benchmarks.calibrate_metrics --data mnist5k --n 1000
 
 Each row uses the same protocol as training-time metrics: ``--n`` images (the first ``--n`` of the train split, or
 ``--n`` uniform-noise images in [-1, 1]) against the whole test split, FID / IS / KID on the data set's default
@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file (python benchmarks/calibrate_metrics.py): gan_zoo from the root
+    sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 

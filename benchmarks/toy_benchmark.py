@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 r"""Mode coverage on the 2D toys (ring8, grid25) for several models, over seeds: the PacGAN / VEEGAN protocol.
 
-    python scripts/toy_benchmark.py --models dcgan,lsgan,selfgan,egan,sgan --toys ring8,grid25 --seeds 0,1,2,3,4 \
+    python -m benchmarks.toy_benchmark --models dcgan,lsgan,selfgan,egan,sgan --toys ring8,grid25 --seeds 0,1,2,3,4 \
         --iterations 3000 --jobs 16 --json toys.json
 
 Every model runs ``scripts/fit.py`` with the same MLP networks (3 hidden layers of ``--hidden``, latent ``--latent``),
@@ -20,7 +20,7 @@ with ``batch`` 256 and 4 pairs is summarized with ``--batch 1024``).
 
 Runs split over several invocations (or machines) append to one ``--jsonl``; ``--summarize`` then prints their table:
 
-    python scripts/toy_benchmark.py --summarize toys.jsonl --models egan --toys grid25 --iterations 12000 \
+    python -m benchmarks.toy_benchmark --summarize toys.jsonl --models egan --toys grid25 --iterations 12000 \
         --extra "--gamma 0 --d-steps 1"
 """
 

@@ -15,8 +15,8 @@ Runs alternate between variants in rounds (the order rotates each round), each r
 same seed and timing ``--steps`` batches after ``--warmup``; reported are the median images/s per variant and the
 median of the per-round ratios variant / base (above 1: faster than base), with min-max.
 
-    python scripts/speed_options.py --config fmnist32 --steps 30 --repeats 5
-    python scripts/speed_options.py --config canonical64 --variants base,fused,compile --steps 10 --repeats 3
+    python -m benchmarks.speed_options --config fmnist32 --steps 30 --repeats 5
+    python -m benchmarks.speed_options --config canonical64 --variants base,fused,compile --steps 10 --repeats 3
 """
 
 from __future__ import annotations
