@@ -239,7 +239,7 @@ def plain_selfgan(model, loader, warmup: int, steps: int, precision: str = "32-t
         last = model.last_fake
         last = torch.zeros_like(fake) if last is None or last.shape != fake.shape else last.to(fake.device)
         s_real, s_gen, s_last = D(real), D(fake), D(last)
-        loss = selfgan_loss(s_real, s_gen, s_last, hp.weighting, hp.weights, hp.detach_weights)
+        loss = selfgan_loss(s_real, s_gen, s_last, hp.weighting, hp.weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from gan_zoo.loggers import StepMeans
 from gan_zoo.registry import MODELS
 
 FIXED_NOISE_SEED = 1234
@@ -86,6 +87,7 @@ class GANModule(L.LightningModule):
         self.ema_decay = ema_decay
         self.images_seen = 0  # a Python int: schedules read it on the hot path without a device sync
         self.ema_updates = 0
+        self._step_means = StepMeans()  # per-step logged values between logger writes
         self.generator_ema: nn.Module | None = None
         self.clamp_output = True  # images are clamped to [-1, 1]; vector models (the toys) set this False
         g = torch.Generator().manual_seed(FIXED_NOISE_SEED)
@@ -207,21 +209,25 @@ class GANModule(L.LightningModule):
         self.images_seen += int(batch_size) * world
 
     def should_log_step(self) -> bool:
-        """True on the steps the loggers write (Lightning's ``log_every_n_steps``). ``self.log`` costs about a
-        millisecond per key, which dominates the step time of small models, so per-step values are only handed to
-        Lightning on the steps it keeps."""
+        """True on the steps the loggers write (Lightning's ``log_every_n_steps``)."""
         if self._trainer is None:
             return False
         return bool(getattr(getattr(self.trainer, "_logger_connector", None), "should_update_logs", True))
 
     def log_train(self, logs: dict, bar: dict | None = None) -> None:
-        """Log per-step training values (plus ``train/kimg``) and progress-bar values, on the steps the loggers
-        write (see ``should_log_step``)."""
+        """Per-step training values (0-d tensors or numbers), logged with ``train/kimg`` as their means over the
+        steps since the last write, on the steps the loggers write (``should_log_step``). Between writes they are
+        only summed (``StepMeans``): ``self.log`` costs about a millisecond per key, which would dominate the step of
+        a small model. ``bar``: the progress bar's entries, each the name of a key of ``logs`` (its mean) or a
+        number."""
+        self._step_means.add(logs)
         if not self.should_log_step():
             return
-        self.log_dict({**logs, "train/kimg": self.images_seen / 1000.0}, on_step=True, on_epoch=False)
+        means = self._step_means.means()
+        self.log_dict({**means, "train/kimg": self.images_seen / 1000.0}, on_step=True, on_epoch=False)
         if bar:
-            self.log_dict(bar, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+            shown = {k: means[v] if isinstance(v, str) else v for k, v in bar.items()}
+            self.log_dict(shown, on_step=True, on_epoch=False, prog_bar=True, logger=False)
 
     def train(self, mode: bool = True):
         super().train(mode)

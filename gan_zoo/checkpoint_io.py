@@ -19,13 +19,36 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gan_zoo.errors import CheckpointError
+from gan_zoo.errors import CheckpointError, UnknownNameError
 from gan_zoo.registry import MODELS
 from gan_zoo.weights import load_failure
 
 TMP_SUFFIX = ".tmp"
 # What Lightning needs to resume a fit (optimizer moments, loop progress, the loader's position in the epoch).
 RESUME_KEYS = ("optimizer_states", "lr_schedulers", "loops", "epoch", "global_step")
+# Constructor options removed from a model, with the only value a file written before the removal may record: the
+# behaviour that remains. Such a file loads with the option dropped; one that recorded another value is refused.
+REMOVED_HPARAMS: dict[str, dict[str, Any]] = {
+    "selfgan": {"detach_weights": False},  # neither the SelfGAN article nor its author's code detaches the weights
+}
+
+
+def current_hparams(model_name: str, hparams: dict) -> dict:
+    """``hparams`` recorded by a checkpoint or an export of ``model_name``, without the options the model no longer
+    has (``REMOVED_HPARAMS``); ``ValueError`` when one of them records a value other than the behaviour that
+    remains."""
+    try:
+        removed = REMOVED_HPARAMS.get(MODELS.canonical(model_name), {})
+    except UnknownNameError:
+        removed = {}
+    out = dict(hparams)
+    for name, kept in removed.items():
+        if name in out:
+            value = out.pop(name)
+            if value != kept:
+                raise ValueError(f"it was trained with {name}={value!r}, an option {model_name} no longer has (only "
+                                 f"{name}={kept!r} is supported)")
+    return out
 
 
 def first_line(e: BaseException) -> str:
@@ -164,6 +187,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", model_name: str
     found = meta["model"]
     if model_name is not None and not MODELS.same(found, model_name):
         raise CheckpointError(f"{path} is a checkpoint of model {found!r}, not {model_name!r}")
+    if "hyper_parameters" in ckpt:
+        try:
+            ckpt["hyper_parameters"] = current_hparams(found, ckpt["hyper_parameters"])
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from e
     if resume:
         missing = [k for k in RESUME_KEYS if k not in ckpt]
         if missing:

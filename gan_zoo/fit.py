@@ -364,10 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     signals = SignalCatcher()
     checkpoints = ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images,
                                    signals=signals)
-    # The guard first: a non-finite loss stops the fit before that batch's checkpoint. The budget before the
-    # checkpoint: the batch after which the fit stops is the one last.ckpt keeps.
+    # The guard first: where it checks, a non-finite loss stops the fit before that batch's checkpoint (which checks
+    # the weights itself before it writes). The budget before the checkpoint: the batch after which the fit stops is
+    # the one last.ckpt keeps.
     callbacks = [
-        DivergenceGuard(out / "checkpoints" / "last.ckpt"),
+        DivergenceGuard(out / "checkpoints" / "last.ckpt", every_n_steps=args.log_every_n_steps),
         ImagesBudget(max_images),
         checkpoints,
     ]

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -23,10 +24,56 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 LOGGERS = ("wandb", "tensorboard", "csv", "none")
 
 
+class StepMeans:
+    """Means of per-step training values over the steps since they were last read, at little cost per step.
+
+    ``add(values)`` takes one step's values, tensors (0-d, on any device) or numbers: the step's tensors are
+    stacked into one and added to a running sum where they live (two small operations, no host synchronisation),
+    numbers are summed in Python. ``means()`` returns each key's mean over the steps that gave it (one
+    synchronisation) and starts a new window. A step whose tensors have other keys than the last folds the running
+    sum into per-key sums first."""
+
+    def __init__(self):
+        self._keys: tuple[str, ...] = ()
+        self._sum: torch.Tensor | None = None
+        self._steps = 0
+        self._sums: dict[str, list] = {}  # key -> [sum, steps] of numbers and of folded tensor sums
+
+    def add(self, values: dict) -> None:
+        keys = tuple(k for k, v in values.items() if isinstance(v, torch.Tensor))
+        if keys:
+            stacked = torch.stack([values[k].detach().reshape(()).float() for k in keys])
+            if keys == self._keys and self._sum is not None:
+                self._sum += stacked
+                self._steps += 1
+            else:
+                self._fold()
+                self._keys, self._sum, self._steps = keys, stacked, 1
+        for k, v in values.items():
+            if not isinstance(v, torch.Tensor):
+                acc = self._sums.setdefault(k, [0.0, 0])
+                acc[0] += float(v)
+                acc[1] += 1
+
+    def _fold(self) -> None:
+        if self._sum is not None:
+            for k, total in zip(self._keys, self._sum.tolist()):
+                acc = self._sums.setdefault(k, [0.0, 0])
+                acc[0] += total
+                acc[1] += self._steps
+        self._keys, self._sum, self._steps = (), None, 0
+
+    def means(self) -> dict[str, float]:
+        """Each key's mean over the window; the window starts again."""
+        self._fold()
+        out = {k: total / n for k, (total, n) in self._sums.items()}
+        self._sums = {}
+        return out
+
+
 class _DurableWriter(ExperimentWriter):
     """Lightning's CSV writer, with the file rewritten atomically when a new column appears (Lightning truncates it
     and writes it again: a kill in between loses every row)."""
-
 
     def _check_log_dir_exists(self) -> None:
         # Lightning warns that earlier files "will be deleted"; keep_earlier_csv has already moved them aside.

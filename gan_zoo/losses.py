@@ -132,7 +132,7 @@ SELFGAN_WEIGHTS = ("loss", "probability")
 
 
 def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, weighting: str = "gpu",
-                 weights: str = "loss", detach_weights: bool = False) -> Tensor:
+                 weights: str = "loss") -> Tensor:
     """SelfGAN's single loss over G and D.
 
     Per sample: ``real = BCE(D(x), 1)``, ``gen = BCE(D(G(z)), 1)``, ``fake = BCE(D(last), 0)`` (``last``: the previous
@@ -142,7 +142,7 @@ def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, w
     ``weighting="gpu"``: ``mean((real + 0.1 v_g gen + 0.9 v_f fake) / 2)``;
     ``weighting="tpu"``: ``mean(real v_r + gen v_g + fake v_f) / (v_r + v_g + v_f)``.
     Gradients flow through the weights as in the article and the author's code (nothing is detached), so e.g. the gen
-    term contributes ``d(v_g * gen)`` = ``v_g * d gen + gen * d v_g``; ``detach_weights=True`` treats them as constants.
+    term contributes ``d(v_g * gen)`` = ``v_g * d gen + gen * d v_g``.
     """
     if weighting not in SELFGAN_WEIGHTINGS or weights not in SELFGAN_WEIGHTS:
         raise ValueError(f"weighting must be one of {SELFGAN_WEIGHTINGS} and weights one of {SELFGAN_WEIGHTS}")
@@ -155,8 +155,6 @@ def selfgan_loss(real_logits: Tensor, gen_logits: Tensor, last_logits: Tensor, w
         v_r = 1.0 - torch.sigmoid(real_logits).mean()
         v_g = 1.0 - torch.sigmoid(gen_logits).mean()
         v_f = torch.sigmoid(last_logits).mean()
-    if detach_weights:
-        v_r, v_g, v_f = v_r.detach(), v_g.detach(), v_f.detach()
     if weighting == "gpu":
         return ((real + 0.1 * v_g * gen + 0.9 * v_f * fake) / 2).mean()
     return (real * v_r + gen * v_g + fake * v_f).mean() / (v_r + v_g + v_f)

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from gan_zoo import weights
-from gan_zoo.checkpoint_io import atomic_torch_save, first_line, load_checkpoint, load_matching_state, read_weights
+from gan_zoo.checkpoint_io import (atomic_torch_save, current_hparams, first_line, load_checkpoint,
+                                   load_matching_state, read_weights)
 from gan_zoo.errors import CheckpointError, ExtractorError, PretrainedError, UnknownNameError
 from gan_zoo.metrics.extractors import extractor_manifest, load_extractor
 from gan_zoo.models import get_model_class
@@ -168,7 +169,7 @@ def build_from_export(payload: dict, source: str = "export"):
     """The model described by ``payload`` with its exported modules loaded strictly."""
     cls = get_model_class(payload["model"])
     try:
-        model = cls(**payload["hparams"])
+        model = cls(**current_hparams(payload["model"], payload["hparams"]))
     except (TypeError, ValueError) as e:
         raise PretrainedError(f"{source}: cannot build {cls.model_name} from its recorded hyperparameters: {e}") from e
     state = payload["state_dict"]

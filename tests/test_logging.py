@@ -91,3 +91,29 @@ def test_the_end_of_fit_metrics_show_progress(tmp_path, capsys):
                                                                            "--no-progress-bar")]]) == 0
     err = capsys.readouterr().err
     assert re.search(r"metrics \(fid of 200 samples\): +[0-9]+%.*/200 ", err), err[-2000:]
+
+
+def test_values_logged_every_n_steps_are_the_means_of_the_steps_between(tmp_path):
+    """Logging every 4 steps writes, for each key, the mean of the per-step values since the last write: the same fit
+    logged at every step gives those values one by one (logging does not change training)."""
+    write_mnist(tmp_path / "data", n_train=128)
+    common = ["--model", "dcgan", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--max-images", "256",
+              "--logger", "csv", *SMALL]
+
+    def rows(name, every):
+        assert main([*common, "--log-every-n-steps", str(every), "--out", str(tmp_path / name)]) == 0
+        with open(tmp_path / name / "logs" / "metrics.csv", newline="") as f:
+            return [r for r in csv.DictReader(f) if r.get("loss/d")]
+
+    each, sparse = rows("each", 1), rows("sparse", 4)
+    assert len(each) == 16 and 2 <= len(sparse) < 16
+    by_step = {int(r["step"]): r for r in each}
+    previous = 0
+    for r in sparse:
+        step = int(r["step"])
+        window = [by_step[s] for s in sorted(by_step) if previous < s <= step]
+        assert len(window) > 1
+        for key in ("loss/d", "loss/g", "d/real_score", "d/fake_score"):
+            mean = sum(float(w[key]) for w in window) / len(window)
+            assert float(r[key]) == pytest.approx(mean, rel=1e-5), (key, step)
+        previous = step

@@ -13,6 +13,8 @@ from torch.testing import assert_close
 import gan_zoo
 from gan_zoo import pretrained as zoo
 from gan_zoo import weights
+from gan_zoo.checkpoint_io import REMOVED_HPARAMS
+from gan_zoo.errors import CheckpointError
 from gan_zoo.pretrained import PretrainedError
 from gan_zoo.registry import UnknownNameError
 from gan_zoo.sample import main as sample_main
@@ -72,6 +74,42 @@ def test_export_round_trip_gives_the_same_samples(name, tmp_path):
         assert torch.equal(model.classify(x), loaded.classify(x))
     if name in ("bigan", "bigbigan"):
         assert torch.equal(model.encode(x), loaded.encode(x))
+
+
+def test_shipped_entries_recording_a_removed_option_still_load():
+    # an option removed from a model (REMOVED_HPARAMS) may still be recorded by a shipped file, at its kept value
+    for name, entry in zoo.manifest().items():
+        recorded = zoo.read_export(REAL_CHECKPOINTS / entry["file"])["hparams"]
+        removed = REMOVED_HPARAMS.get(entry["model"], {})
+        for option in set(removed) & set(recorded):
+            assert recorded[option] == removed[option], (name, option)
+        assert gan_zoo.load_pretrained(name).model_name == entry["model"]
+
+
+@pytest.mark.parametrize("model_name,option", [(m, o) for m, opts in REMOVED_HPARAMS.items() for o in opts])
+def test_a_removed_option_loads_at_its_kept_value_and_is_refused_at_another(model_name, option, tmp_path):
+    model = tiny(model_name)
+    kept = REMOVED_HPARAMS[model_name][option]
+    other = not kept if isinstance(kept, bool) else None
+    # an export (load_pretrained of a .pt)
+    for value in (kept, other):
+        payload = zoo.export_payload(model)
+        payload["hparams"][option] = value
+        torch.save(payload, tmp_path / f"{value}.pt")
+    loaded = zoo.load_pretrained(str(tmp_path / f"{kept}.pt"))
+    assert option not in loaded.hparams
+    assert torch.equal(loaded.sample(3, seed=0), model.sample(3, seed=0))
+    with pytest.raises(PretrainedError, match=rf"cannot build {model_name} .*{option}={other!r}"):
+        zoo.load_pretrained(str(tmp_path / f"{other}.pt"))
+    # a training checkpoint (load_pretrained, sample.py and evaluate.py of a .ckpt; a resumed fit)
+    for value in (kept, other):
+        ckpt = {"state_dict": model.state_dict(), "gan_zoo": {"model": model_name, "images_seen": 0},
+                "hyper_parameters": {**dict(model.hparams), option: value}}
+        torch.save(ckpt, tmp_path / f"{value}.ckpt")
+    loaded, _, _ = zoo.load_training_checkpoint(str(tmp_path / f"{kept}.ckpt"))
+    assert option not in loaded.hparams
+    with pytest.raises(CheckpointError, match=rf"{option}={other!r}, an option {model_name} no longer has"):
+        zoo.load_training_checkpoint(str(tmp_path / f"{other}.ckpt"))
 
 
 def test_load_by_name_and_list(zoo_dir):

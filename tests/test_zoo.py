@@ -16,6 +16,7 @@ import yaml
 import gan_zoo
 from gan_zoo import pretrained as zoo
 from gan_zoo import weights
+from gan_zoo.checkpoint_io import current_hparams
 from gan_zoo.models import get_model_class
 from tests.conftest import needs_fmnist
 
@@ -49,7 +50,7 @@ def test_entry_matches_its_file_and_the_live_model(name):
     assert entry["file"] == f"{name}-{entry['sha256'][:8]}.pt"
     assert path.stat().st_size == entry["size"] and weights.sha256_file(path) == entry["sha256"]
     # the live model builds from the recorded hyperparameters and the weights load strictly (load_pretrained)
-    live = get_model_class(entry["model"])(**entry["hparams"])
+    live = get_model_class(entry["model"])(**current_hparams(entry["model"], entry["hparams"]))
     assert zoo.num_exported_params(live) == entry["num_params"]
     assert sorted(live.export_modules()) == entry["modules"]
     model = gan_zoo.load_pretrained(name)

@@ -24,11 +24,13 @@ def planned_images(trainer, pl_module, max_images: int | None) -> int | None:
 
 class ImagesProgressBar(ProgressBar):
     """One bar for the whole fit, in kimg: its total is the image budget, so its ETA is the fit's; beside it the
-    images per second (over the last ``rate_window`` seconds) and the values the model logs to the progress bar."""
+    images per second (over the last ``rate_window`` seconds) and the values the model logs to the progress bar.
+    It is redrawn at most every ``refresh_interval`` seconds, not after every batch."""
 
-    def __init__(self, max_images: int | None = None, rate_window: float = 2.0):
+    def __init__(self, max_images: int | None = None, rate_window: float = 2.0, refresh_interval: float = 0.25):
         super().__init__()
-        self.max_images, self.rate_window = max_images, rate_window
+        self.max_images, self.rate_window, self.refresh_interval = max_images, rate_window, refresh_interval
+        self._drawn_at = -math.inf
         self._enabled = True
         self.bar = None
         self._shown = 0
@@ -58,8 +60,14 @@ class ImagesProgressBar(ProgressBar):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.bar is None:
             return
-        seen = pl_module.images_seen
         now = time.perf_counter()
+        if now - self._drawn_at < self.refresh_interval:
+            return
+        self._drawn_at = now
+        self._draw(trainer, pl_module, now)
+
+    def _draw(self, trainer, pl_module, now: float) -> None:
+        seen = pl_module.images_seen
         if self._t0 is None:
             self._t0, self._n0 = now, seen
         elif now - self._t0 >= self.rate_window:
@@ -80,6 +88,8 @@ class ImagesProgressBar(ProgressBar):
             self.bar = None
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self._draw(trainer, pl_module, time.perf_counter())  # the final count, however recent the last redraw
         self._close()
 
     def on_exception(self, trainer, pl_module, exception) -> None:

@@ -111,7 +111,7 @@ class AlternatingGAN(GANModule):
             logs["balance/l2_coef"] = self.balance.coef
         if sigma > 0:
             logs["train/instance_noise"] = sigma
-        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
+        self.log_train(logs, {"d": "loss/d", "g": "loss/g"})
         return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):

@@ -49,11 +49,14 @@ class BiGAN(GANModule):
         unary: BigBiGAN's unary heads s_x and s_z beside the joint score s_xz.
         loss: "bce" (BiGAN) or "hinge" (BigBiGAN, a hinge per score).
         d_steps: D steps per E+G step.
-        d_dropout: dropout in the discriminator's joint MLP.
+        d_dropout: dropout in the discriminator's joint MLP (ALI, Dumoulin et al. 2016, the BiGAN paper's concurrent
+            twin: 0.2 in its discriminator).
         spectral_norm: spectral normalisation in the discriminator.
-        stochastic_encoder: a Gaussian encoder (mean and softplus scale, reparameterised).
+        stochastic_encoder: a Gaussian encoder (mean and softplus scale, reparameterised), BigBiGAN's (Donahue &
+            Simonyan 2019, who ablate it against a deterministic one).
         lr: Adam learning rate of G (and of D unless lr_d is set).
-        lr_d: Adam learning rate of D (default: lr).
+        lr_d: Adam learning rate of D (default: lr); a rate of its own is the two time-scale update rule (TTUR;
+            Heusel et al. 2017).
         lr_e_mult: E's learning rate as a multiple of G's (BigBiGAN found 10 helped).
         arch: ``"conv"`` (DCGAN-style G, E and F) or ``"mlp"`` (fully connected G, E and F on the flattened image,
             two hidden layers of 16 times ngf, nef and ndf units: BiGAN's permutation-invariant MNIST setting).
@@ -160,7 +163,7 @@ class BiGAN(GANModule):
             self.update_ema()
             logs["loss/eg"] = loss_eg.detach()
         self.count_images(n)
-        self.log_train(logs, {"d": logs["loss/d"]})
+        self.log_train(logs, {"d": "loss/d"})
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):

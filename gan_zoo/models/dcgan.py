@@ -24,13 +24,17 @@ class DCGAN(AlternatingGAN):
         latent_dim: size of z.
         ngf: generator width at the finest resolution.
         ndf: discriminator width at the finest resolution.
-        upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
-        d_batch_norm: batch norm in D after every conv but the first.
-        label_smoothing: one-sided label smoothing in [0, 0.5): the real target is 1 - label_smoothing.
+        upsample: generator upsampling, "deconv" (transposed convs, the DCGAN paper) or "nearest" (nearest-neighbour
+            upsampling + conv, no checkerboard artefacts; Odena et al., Distill 2016).
+        d_batch_norm: batch norm in D after every conv but the first (the DCGAN paper); "Balancing the GAN game"
+            (Larsen & Sønderby 2015) trains D without it.
+        label_smoothing: one-sided label smoothing in [0, 0.5) (Salimans et al., "Improved Techniques for Training
+            GANs", 2016): the real target is 1 - label_smoothing.
         minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off; Salimans et al.: 100).
         minibatch_kernel_dim: minibatch discrimination kernel size C (Salimans et al.: 5).
         lr: Adam learning rate of G (and of D unless lr_d is set).
-        lr_d: Adam learning rate of D (default: lr).
+        lr_d: Adam learning rate of D (default: lr); a rate of its own is the two time-scale update rule (TTUR;
+            Heusel et al. 2017).
         beta1: Adam beta1.
         beta2: Adam beta2.
         instance_noise: std of the Gaussian instance noise on D's inputs at the start, >= 0 (0 = off).

@@ -234,7 +234,7 @@ class EGAN(MemberSampling, GANModule):
         if (batch_idx + 1) % self.hparams.d_steps == 0:
             logs.update(self.generation(real, opt_gs))
         self.count_images(n)
-        self.log_train(logs, {"d": logs["loss/d"]})
+        self.log_train(logs, {"d": "loss/d"})
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):

@@ -269,7 +269,7 @@ class EnsembleSGAN(MemberSampling, GANModule):
                 "loss/g_local": torch.stack(loss_lg).mean(), "loss/d_messenger": torch.stack(loss_msg).mean()}
         if sigma > 0:
             logs["train/instance_noise"] = sigma
-        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"]})
+        self.log_train(logs, {"d": "loss/d", "g": "loss/g"})
         return {"loss_d": loss_d0, "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):

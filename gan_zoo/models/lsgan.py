@@ -34,13 +34,16 @@ class LSGAN(AlternatingGAN):
         ngf: generator width at the finest resolution.
         ndf: discriminator width at the finest resolution.
         coding: (a, b, c) coding, "01" for (0, 1, 1) (the paper's experiments) or "pearson" for (-1, 1, 0).
-        upsample: generator upsampling, "deconv" (transposed convs) or "nearest" (nearest-neighbour + conv).
-        d_batch_norm: batch norm in D after every conv but the first.
+        upsample: generator upsampling, "deconv" (transposed convs, the DCGAN paper) or "nearest" (nearest-neighbour
+            upsampling + conv, no checkerboard artefacts; Odena et al., Distill 2016).
+        d_batch_norm: batch norm in D after every conv but the first (the DCGAN paper); "Balancing the GAN game"
+            (Larsen & Sønderby 2015) trains D without it.
         minibatch_kernels: minibatch discrimination kernels B before D's last layer (0 = off).
         minibatch_kernel_dim: minibatch discrimination kernel size C.
         lr: Adam learning rate of G (and of D unless lr_d is set); the paper uses 2e-4, ctmakro's "Fast LSGAN in
             Canton" 1e-4.
-        lr_d: Adam learning rate of D (default: lr).
+        lr_d: Adam learning rate of D (default: lr); a rate of its own is the two time-scale update rule (TTUR;
+            Heusel et al. 2017).
         beta1: Adam beta1 (0.5 as in DCGAN; ctmakro's "Fast LSGAN in Canton" warns that LSGAN may not converge
             otherwise).
         beta2: Adam beta2.

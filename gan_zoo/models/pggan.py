@@ -108,7 +108,7 @@ class PGGAN(GANModule):
         phase_images: images seen per stabilise phase and per fade-in phase, at every resolution (paper: 600k-800k).
         phase_images_per_res: per-resolution overrides, e.g. "4:20000,32:60000".
         batch_sizes: batch size per resolution, e.g. "4:64,8:64,16:32,32:32" (default: the data loader's batch);
-            each must be at most the loader's batch size.
+            each must be at most the loader's batch size (paper: 16 up to 128x128, then 14, 6 and 3 to fit memory).
         lr: Adam learning rate (paper: 1e-3).
         beta1: Adam beta1 (paper: 0.0).
         beta2: Adam beta2 (paper: 0.99).
@@ -234,7 +234,7 @@ class PGGAN(GANModule):
         logs = {"loss/d": loss_d.detach(), "loss/g": loss_g.detach(), "loss/gp": gp.detach(),
                 "loss/drift": drift.detach(), "loss/wasserstein": -loss_wd.detach(),
                 "pggan/resolution": float(stage.resolution), "pggan/alpha": alpha}
-        self.log_train(logs, {"d": logs["loss/d"], "g": logs["loss/g"], "res": float(stage.resolution), "alpha": alpha})
+        self.log_train(logs, {"d": "loss/d", "g": "loss/g", "res": float(stage.resolution), "alpha": alpha})
         return {"loss_d": logs["loss/d"], "loss_g": logs["loss/g"]}
 
     def configure_optimizers(self):

@@ -33,11 +33,10 @@ class SelfGAN(GANModule):
         ngf: generator width (images).
         ndf: discriminator width (images).
         hidden: MLP width (vector data).
-        weighting: "gpu" ((real + 0.1 v_g gen + 0.9 v_f fake) / 2) or "tpu" (weights as shares of their sum).
+        weighting: "gpu" ((real + 0.1 v_g gen + 0.9 v_f fake) / 2) or "tpu" (weights as shares of their sum): the
+            article's GPU and TPU versions, both in the author's code (HighCWu/SelfGAN).
         weights: dynamic weights from "loss" (batch-mean losses, the article's text) or "probability" (the author's
-            code).
-        detach_weights: treat the dynamic weights as constants (the article and the author's code let gradients
-            flow through them).
+            code, HighCWu/SelfGAN). Gradients flow through them in both, as in the article and the code.
         lr: Adam learning rate of the single optimizer.
         beta1: Adam beta1.
         beta2: Adam beta2.
@@ -49,8 +48,8 @@ class SelfGAN(GANModule):
 
     def __init__(self, channels: int = 1, resolution: int = 32, data_dim: int = 0, latent_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, hidden: int = 128, weighting: str = "gpu", weights: str = "loss",
-                 detach_weights: bool = False, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
-                 ema_decay: float = 0.999, n_fixed_samples: int = 64):
+                 lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999, ema_decay: float = 0.999,
+                 n_fixed_samples: int = 64):
         if weighting not in SELFGAN_WEIGHTINGS:
             raise ValueError(f"weighting must be one of {', '.join(SELFGAN_WEIGHTINGS)}, got {weighting!r}")
         if weights not in SELFGAN_WEIGHTS:
@@ -81,7 +80,7 @@ class SelfGAN(GANModule):
         s_gen = self.discriminator(fake)  # not detached: "gen" trains G and D
         s_last = self.discriminator(last)
         hp = self.hparams
-        loss = selfgan_loss(s_real, s_gen, s_last, hp.weighting, hp.weights, hp.detach_weights)
+        loss = selfgan_loss(s_real, s_gen, s_last, hp.weighting, hp.weights)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
@@ -90,7 +89,7 @@ class SelfGAN(GANModule):
         self.count_images(n)
         logs = {"loss/self": loss.detach(), "d/real_score": s_real.detach().mean(),
                 "d/gen_score": s_gen.detach().mean(), "d/last_score": s_last.detach().mean()}
-        self.log_train(logs, {"loss": logs["loss/self"]})
+        self.log_train(logs, {"loss": "loss/self"})
         return {"loss": logs["loss/self"]}
 
     def configure_optimizers(self):

@@ -53,8 +53,9 @@ class SemiSupervisedGAN(GANModule):
         form: "salimans" (K logits, fake logit fixed at 0) or "odena" (K + 1 logits).
         g_loss: "feature_matching" (on D's last hidden layer) or "ns" (non-saturating).
         supervised_only: the baseline: train only the classifier on the labeled batches (no GAN).
-        unsup_weight: weight of D's unsupervised loss.
-        dropout: dropout before the classifier head (arch conv).
+        unsup_weight: weight of D's unsupervised loss (--unlabeled_weight in Salimans et al.'s code,
+            openai/improved-gan; the recipes set it).
+        dropout: dropout before the classifier head (arch conv; Salimans et al.'s discriminators use dropout).
         lr: Adam learning rate (G and D).
         beta1: Adam beta1.
         beta2: Adam beta2.
@@ -188,7 +189,7 @@ class SemiSupervisedGAN(GANModule):
             self.update_ema()
             logs.update({"loss/g": loss_g.detach(), "loss/d_unsup": terms["unsup"].detach()})
         self.count_images(x_unl.shape[0])
-        self.log_train(logs, {"d": logs["loss/d"]})
+        self.log_train(logs, {"d": "loss/d"})
         return {"loss_d": logs["loss/d"]}
 
     def configure_optimizers(self):
