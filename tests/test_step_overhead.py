@@ -48,14 +48,14 @@ def test_the_guard_checks_on_its_cadence_and_names_the_non_finite_loss():
     guard.on_train_batch_end(_Trainer(), _Module(), bad, None, 4)  # mid-window: no host read yet
     guard.on_train_batch_end(_Trainer(), _Module(), ok, None, 5)
     guard.on_train_batch_end(_Trainer(), _Module(), ok, None, 6)
-    with pytest.raises(DivergenceError, match=r"training diverged: loss_g = inf \(summed\) at batches 4-7 of epoch 0"):
+    with pytest.raises(DivergenceError, match=r"training diverged: loss_g = inf \(mean\) at batches 4-7 of epoch 0"):
         guard.on_train_batch_end(_Trainer(), _Module(), ok, None, 7)
 
 
 def test_the_guard_checks_what_is_left_at_the_end_of_the_fit():
     guard = DivergenceGuard(every_n_steps=100)
     guard.on_train_batch_end(_Trainer(), _Module(), {"loss": torch.tensor(float("nan"))}, None, 0)
-    with pytest.raises(DivergenceError, match=r"loss = nan \(summed\) at batches 0 to the last of epoch 0"):
+    with pytest.raises(DivergenceError, match=r"loss = nan \(mean\) at batches 0 to the last of epoch 0"):
         guard.on_train_end(_Trainer(), _Module())
     guard = DivergenceGuard(every_n_steps=100)
     guard.on_train_batch_end(_Trainer(), _Module(), {"loss": torch.tensor(1.0)}, None, 0)
