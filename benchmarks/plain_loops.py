@@ -16,8 +16,9 @@ one device, in float32 or (``precision="bf16-mixed"``) under bf16 autocast.
 
 The model's pure-tensor helpers that describe its algorithm are reused where they are not Lightning machinery:
 PGGAN's ``schedule`` / ``set_stage`` / ``real_at``, the alternating models' ``balance`` policy, EGAN's
-``mutation_loss``. Everything that runs through Lightning (``optimizers()``, ``manual_backward``, ``log_train``,
-``count_images``, the DDP reduction) is replaced by its plain equivalent.
+``mutation_loss``, ``quality`` and the ``snapshot`` / ``restore`` of a child's weights and Adam state. Everything
+that runs through Lightning (``optimizers()``, ``manual_backward``, ``log_train``, ``count_images``, the DDP
+reduction) is replaced by its plain equivalent.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gan_zoo.losses import (LSGAN_CODINGS, bce_d_loss, bce_errors, bigan_d_loss,
                             bigbigan_eg_loss, drift_penalty, feature_matching_loss, gradient_penalty, lsgan_d_loss,
                             lsgan_g_loss, mutation_loss, ns_g_loss, odena_d_loss, odena_g_loss, salimans_d_loss,
                             salimans_ns_g_loss, selfgan_loss, wgan_d_loss, wgan_g_loss)
+from gan_zoo.models.egan import restore, snapshot
 from gan_zoo.models.pggan import _as_float32
 
 StepFn = Callable[[int, dict], None]
@@ -340,19 +342,6 @@ plain_bigbigan = _bigan
 
 # --- EGAN (gan_zoo/models/egan.py) ------------------------------------------------------------------------------
 
-def _state_copy(module: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _adam_state_copy(opt, params: list[Tensor]) -> list[dict]:
-    return [{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in params]
-
-
-def _adam_state_set(opt, params: list[Tensor], state: list[dict]) -> None:
-    for p, s in zip(params, state):
-        opt.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
-
-
 def _d_param_grads(D: nn.Module, loss_fn, x: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
     """D's scores on ``x`` and the gradient of ``loss_fn(scores)`` w.r.t. D's parameters; D's buffers restored."""
     saved = [b.clone() for b in D.buffers()]
@@ -374,33 +363,36 @@ def plain_egan(model, loader, warmup: int, steps: int, precision: str = "32-true
 
     def generation(real: Tensor) -> None:
         n = real.shape[0]
-        children = []  # (F_q, F_d, weights, Adam state)
+        diversity = hp.gamma != 0  # F_d only where it enters the choice
+        children = []  # (F_q, F_d, snapshot: weights and Adam state)
         z_eval = _randn(model, n, real)
-        real_grads = _d_param_grads(D, lambda s: F.softplus(-s).mean(), real)[1]
+        real_grads = _d_param_grads(D, lambda s: F.softplus(-s).mean(), real)[1] if diversity else None
         for g, opt in zip(members, opt_gs):
-            params = list(g.parameters())
-            parent_w, parent_s = _state_copy(g), _adam_state_copy(opt, params)
+            parent = snapshot(g, opt)
             for kind in model.mutations:
-                g.load_state_dict(parent_w)
-                _adam_state_set(opt, params, parent_s)
+                restore(g, opt, parent)
                 D.requires_grad_(False)
                 loss = mutation_loss(kind, D(g(_randn(model, n, real))))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 D.requires_grad_(True)
-                with torch.no_grad():
-                    fake = g(z_eval)
-                s_fake, fake_grads = _d_param_grads(D, lambda s: F.softplus(s).mean(), fake)
-                f_q = torch.sigmoid(s_fake).mean()
-                norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a + b)
-                                                             for a, b in zip(real_grads, fake_grads)]))
-                children.append((f_q, -torch.log(norm), _state_copy(g), _adam_state_copy(opt, params)))
-        fit = torch.stack([c[0] for c in children]) + hp.gamma * torch.stack([c[1] for c in children])
+                if diversity:
+                    with torch.no_grad():
+                        fake = g(z_eval)
+                    s_fake, fake_grads = _d_param_grads(D, lambda s: F.softplus(s).mean(), fake)
+                    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a + b)
+                                                                 for a, b in zip(real_grads, fake_grads)]))
+                    f_q, f_d = torch.sigmoid(s_fake).mean(), -torch.log(norm)
+                else:
+                    f_q, f_d = model.quality(g, z_eval), None
+                children.append((f_q, f_d, snapshot(g, opt)))
+        fit = torch.stack([c[0] for c in children])
+        if diversity:
+            fit = fit + hp.gamma * torch.stack([c[1] for c in children])
         order = torch.argsort(fit, descending=True, stable=True)[: hp.mu].tolist()
         for g, opt, idx in zip(members, opt_gs, order):
-            g.load_state_dict(children[idx][2])
-            _adam_state_set(opt, list(g.parameters()), children[idx][3])
+            restore(g, opt, children[idx][2])
         model.update_ema()
         model.last_choice = order
 

@@ -151,6 +151,33 @@ def test_egan_instance_noise_reaches_d_steps_and_children_not_the_fitness():
         _egan(instance_noise_images=-1)
 
 
+def test_with_gamma_0_the_fitness_is_the_quality_alone_and_d_gradients_are_skipped(monkeypatch):
+    model = _egan(d_steps=1, gamma=0.0)
+    qualities, full = [], []
+    quality, fitness = model.quality, model.fitness
+
+    def recording_quality(child, z_eval):
+        f_q = quality(child, z_eval)
+        with torch.no_grad():
+            d_before = [p.clone() for p in model.discriminator.parameters()]
+        full_q, full_d = fitness(child, None, z_eval, [torch.zeros_like(p) for p in model.discriminator.parameters()])
+        assert all(torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
+        qualities.append(f_q)
+        full.append(full_q)
+        return f_q
+
+    monkeypatch.setattr(model, "quality", recording_quality)
+    monkeypatch.setattr(model, "real_grads", lambda real: pytest.fail("real_grads computed with gamma 0"))
+    logged = []
+    orig = model.log_dict
+    model.log_dict = lambda d, **k: logged.append(dict(d)) or orig(d, **k)
+    tiny_trainer(2, log_every_n_steps=1).fit(model, _toy_loader())
+    assert len(qualities) == 6  # 2 generations x 3 children
+    assert_close(torch.stack(qualities), torch.stack(full), rtol=0, atol=0)  # the same F_q as the full fitness
+    gens = [d for d in logged if "egan/fitness" in d]
+    assert gens and all("egan/f_d" not in d and d["egan/fitness"] == d["egan/f_q"] for d in gens)
+
+
 def test_egan_population_samples_from_every_parent():
     model = _egan(mu=2, mutations="heuristic,least_squares", ema_decay=0)
     assert len(model.generator.members) == 2

@@ -20,6 +20,7 @@ CASES.update({
     "dcgan-l2": ("dcgan", dict(balance="l2")),
     "lsgan-pearson": ("lsgan", dict(coding="pearson", upsample="nearest", minibatch_kernels=4)),
     "egan-mu2-every-batch": ("egan", dict(mu=2, d_steps=1, mutations="minimax,least_squares")),
+    "egan-gamma0": ("egan", dict(mu=2, d_steps=1, gamma=0.0)),  # the fitness without F_d (the grid25 recipe)
     "ensemble_sgan-sync2": ("ensemble_sgan", dict(messenger_sync=2, pair_seed=3)),
     "ensemble_sgan-whole-batch": ("ensemble_sgan", dict(messenger_batch="whole")),
     "selfgan-tpu-probability": ("selfgan", dict(weighting="tpu", weights="probability")),

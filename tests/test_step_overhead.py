@@ -1,7 +1,11 @@
 """What keeps a training step cheap stays correct: logged values are window means, the divergence guard checks
 sums on a cadence."""
 
+import ctypes
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -62,3 +66,19 @@ def test_the_guard_checks_what_is_left_at_the_end_of_the_fit():
     guard.on_train_end(_Trainer(), _Module())  # finite: nothing raised
     with pytest.raises(ValueError, match="every_n_steps"):
         DivergenceGuard(every_n_steps=0)
+
+
+def test_importing_gan_zoo_keeps_the_nvml_cuda_check_only_where_nvml_loads():
+    # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1; without NVML every Adam step paid a failed load of it
+    code = ("import os, lightning; assert os.environ['PYTORCH_NVML_BASED_CUDA_CHECK'] == '1'; import gan_zoo, torch; "
+            "print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'), torch.cuda.is_available())")
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    flag, available = out.split()
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        nvml = True
+    except OSError:
+        nvml = False
+    assert flag == ("1" if nvml else "None")
+    assert available == str(torch.cuda.is_available())  # the answer does not change

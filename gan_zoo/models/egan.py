@@ -30,6 +30,8 @@ quality fitness only (``gamma`` 0), one D step per generation and instance noise
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,18 +59,35 @@ class Population(nn.Module):
         return torch.cat([g(c) for g, c in zip(self.members, chunks) if len(c)])
 
 
-def _opt_state(opt, params: list[Tensor]) -> list[dict]:
-    # A copy of an optimizer's per-parameter state (Adam: step, exp_avg, exp_avg_sq), in parameter order.
-    return [{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in params]
+class Snapshot(NamedTuple):
+    """A generator's weights (parameters and buffers) and its Adam state, copied: a parent or a child of a
+    generation."""
+
+    tensors: list[Tensor]  # parameters, then buffers, in module order
+    opt_state: list[dict]  # the optimizer's per-parameter state (Adam: step, exp_avg, exp_avg_sq), in parameter order
 
 
-def _set_opt_state(opt, params: list[Tensor], state: list[dict]) -> None:
-    for p, s in zip(params, state):
-        opt.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
+def _tensors(g: nn.Module) -> list[Tensor]:
+    return [*g.parameters(), *g.buffers()]
 
 
-def _weights(module: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+@torch.no_grad()
+def snapshot(g: nn.Module, opt) -> Snapshot:
+    """A copy of ``g``'s weights and of ``opt``'s state for ``g``'s parameters."""
+    state = [{k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()} for p in g.parameters()]
+    return Snapshot([t.detach().clone() for t in _tensors(g)], state)
+
+
+@torch.no_grad()
+def restore(g: nn.Module, opt, snap: Snapshot) -> None:
+    """Put ``snap`` back into ``g`` and ``opt``, copying into the tensors they hold (the snapshot stays usable)."""
+    torch._foreach_copy_(_tensors(g), snap.tensors)
+    for p, saved in zip(g.parameters(), snap.opt_state):
+        live = opt.state.get(p)
+        if live and live.keys() == saved.keys() and all(torch.is_tensor(v) for v in saved.values()):
+            torch._foreach_copy_(list(live.values()), [saved[k] for k in live])
+        else:  # no state yet (a parent that never stepped) or a different layout: fresh copies
+            opt.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in saved.items()}
 
 
 @register_model("egan")
@@ -147,6 +166,17 @@ class EGAN(MemberSampling, GANModule):
             b.copy_(saved)
         return scores.detach(), list(grads)
 
+    @torch.no_grad()
+    def quality(self, child: nn.Module, z_eval: Tensor) -> Tensor:
+        """``F_q = mean D(G(z_eval))`` of a child at the current D, without D's gradient (the fitness when ``gamma``
+        is 0); D's buffers stay as they were."""
+        d = self.discriminator
+        buffers = [b.clone() for b in d.buffers()]
+        f_q = torch.sigmoid(d(child(z_eval))).mean()
+        for b, saved in zip(d.buffers(), buffers):
+            b.copy_(saved)
+        return f_q
+
     def real_grads(self, real: Tensor) -> list[Tensor]:
         """Gradient of the real half of D's BCE loss, ``-mean log D(x)``: the same for every child of a generation."""
         return self._d_grads(lambda s: F.softplus(-s).mean(), real)[1]
@@ -172,21 +202,23 @@ class EGAN(MemberSampling, GANModule):
         return t
 
     def generation(self, real: Tensor, opt_gs: list) -> dict:
-        """Make, train and score every child; keep the fittest ``mu`` as parents. Returns what to log."""
+        """Make, train and score every child; keep the fittest ``mu`` as parents. Returns what to log.
+
+        With ``gamma`` 0 the fitness is ``F_q`` alone: ``F_d`` and the gradients of D it needs are not computed."""
         n = real.shape[0]
         hp = self.hparams
+        diversity = hp.gamma != 0
         members = self.generator.members
-        children = []  # [F_q, F_d, mutation, weights, optimizer state, mutation loss]
+        children = []  # [F_q, F_d, mutation, snapshot, mutation loss]
         z_eval = self.sample_latent(n, device=real.device)
-        g_real = self.real_grads(real)  # D is the same for every child: its real-data gradient once per generation
+        # D is the same for every child: its real-data gradient once per generation
+        g_real = self.real_grads(real) if diversity else None
         sigma = self.noise.sigma(self.images_seen)
         for g, opt in zip(members, opt_gs):
-            params = list(g.parameters())
             inner = getattr(opt, "optimizer", opt)
-            parent_w, parent_s = _weights(g), _opt_state(inner, params)
+            parent = snapshot(g, inner)
             for kind in self.mutations:
-                g.load_state_dict(parent_w)
-                _set_opt_state(inner, params, parent_s)
+                restore(g, inner, parent)
                 self.discriminator.requires_grad_(False)
                 fake = self.noise.apply(g(self.sample_latent(n, device=real.device)), sigma)
                 loss = mutation_loss(kind, self.discriminator(fake))
@@ -194,22 +226,27 @@ class EGAN(MemberSampling, GANModule):
                 self.manual_backward(loss)
                 opt.step()
                 self.discriminator.requires_grad_(True)
-                f_q, f_d = self.fitness(g, real, z_eval, g_real)
-                children.append([f_q, f_d, kind, _weights(g), _opt_state(inner, params), loss.detach()])
+                if diversity:
+                    f_q, f_d = self.fitness(g, real, z_eval, g_real)
+                else:
+                    f_q, f_d = self.quality(g, z_eval), None
+                children.append([f_q, f_d, kind, snapshot(g, inner), loss.detach()])
         # the choice: fitness averaged over ranks so that every rank keeps the same children
         f_q = self._reduce_mean(torch.stack([c[0] for c in children]))
-        f_d = self._reduce_mean(torch.stack([c[1] for c in children]))
-        fit = f_q + hp.gamma * f_d
+        fit = f_q
+        if diversity:
+            f_d = self._reduce_mean(torch.stack([c[1] for c in children]))
+            fit = f_q + hp.gamma * f_d
         order = torch.argsort(fit, descending=True, stable=True)[: hp.mu].tolist()
         for g, opt, idx in zip(members, opt_gs, order):
-            g.load_state_dict(children[idx][3])
-            _set_opt_state(getattr(opt, "optimizer", opt), list(g.parameters()), children[idx][4])
+            restore(g, getattr(opt, "optimizer", opt), children[idx][3])
         self.update_ema()
         self.last_choice = order
         best = order[0]
         logs = {f"egan/win_{kind}": float(sum(children[i][2] == kind for i in order)) for kind in self.mutations}
-        logs.update({"egan/fitness": fit[best], "egan/f_q": f_q[best], "egan/f_d": f_d[best],
-                     "loss/g": children[best][5]})
+        logs.update({"egan/fitness": fit[best], "egan/f_q": f_q[best], "loss/g": children[best][4]})
+        if diversity:
+            logs["egan/f_d"] = f_d[best]
         return logs
 
     # --- the loop ----------------------------------------------------------------------------------------------------
