@@ -27,6 +27,7 @@ full-resolution networks at alpha 1 (its schedule would otherwise spend 60,000 i
     python -m benchmarks.benchmark --configs canonical64 --steps 20 --repeats 5 --json out.json   # DCGAN configs only
     python -m benchmarks.benchmark --channels-last                # both paths with channels-last weights
     python -m benchmarks.benchmark --compare formats              # Lightning path: channels-last vs contiguous
+    OMP_NUM_THREADS=1 python -m benchmarks.benchmark --toys all --steps 100 --warmup 20 --memory none   # 2D toys
     python -m benchmarks.benchmark --accelerator gpu --precision bf16-mixed --channels-last   # gpu_session.sh perf
 
 ``--check PRECISIONS`` runs no comparison: every ``--models`` entry (default: all) trains on Fashion-MNIST at 32x32
@@ -95,6 +96,24 @@ CONFIGS = {
 }
 
 
+# The 2D toys as the toy protocol runs them (benchmarks/toy_benchmark.py, configs/*_grid25.yaml): MLPs of width 128,
+# latent 2, Adam 1e-3, 256 points a batch, EMA off; EGAN and SGAN with their grid25 recipes' population and pairs.
+TOY_HPARAMS = dict(data_dim=2, latent_dim=2, hidden=128, lr=1e-3, ema_decay=0.0)
+TOY_MODEL_HPARAMS = {"egan": dict(mu=4, gamma=0.0, d_steps=1), "ensemble_sgan": dict(n_pairs=4)}
+TOY_BATCH = 256
+
+
+def toy_models() -> list[str]:
+    """The registered models that train on vector data (the 2D toys)."""
+    return [m for m in gan_zoo.list_models() if get_model_class(m).supports_vectors]
+
+
+def toy_spec(name: str) -> Spec:
+    """A model on 2D points at the toy protocol's settings (``TOY_HPARAMS``, batch 256)."""
+    return Spec(label=f"{name}-toy", kind="toy", model=name,
+                hparams={**TOY_HPARAMS, **TOY_MODEL_HPARAMS.get(name, {})}, batch_size=TOY_BATCH)
+
+
 def model_spec(name: str, batch_size: int | None = None) -> Spec:
     """A registered model at its defaults, 1 channel, 32x32; batch size: ``batch_size`` or the model's
     ``default_batch_size`` (64 unless the model sets it)."""
@@ -109,8 +128,10 @@ def config_spec(name: str) -> Spec:
 
 
 def resolve(label: str, batch_size: int | None = None) -> Spec:
-    """``model:<name>`` or ``config:<name>`` (the form the memory probes are given)."""
+    """``model:<name>``, ``toy:<name>`` or ``config:<name>`` (the form the memory probes are given)."""
     kind, name = label.split(":", 1)
+    if kind == "toy":
+        return toy_spec(name.removesuffix("-toy"))
     return model_spec(name, batch_size) if kind == "model" else config_spec(name)
 
 
@@ -122,6 +143,9 @@ def make_loader(spec: Spec, n_batches: int) -> ResumableLoader:
     c, r, bs = spec.hparams.get("channels", 1), spec.hparams.get("resolution", 32), spec.batch_size
     g = torch.Generator().manual_seed(0)
     n = bs * n_batches
+    if spec.hparams.get("data_dim"):  # the 2D toys: float points, as their data module gives them
+        points = torch.randn(n, spec.hparams["data_dim"], generator=g)
+        return ResumableLoader(n=n, batch_size=bs, seed=0, fetch=lambda idx: {"x": points[idx]})
     x = (torch.rand(n, c, r, r, generator=g) * 255).to(torch.uint8)
     y = torch.randint(0, 10, (n,), generator=g)
     labeled = spec.model == "semisupgan"
@@ -491,6 +515,11 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default=None,
                    help=f"comma list of DCGAN configurations ({', '.join(CONFIGS)}), or 'none'; default: canonical64, "
                         "unless only --models is given")
+    p.add_argument("--toys", default=None,
+                   help=f"comma list of models (or 'all': {', '.join(toy_models())}) on 2D points at the toy "
+                        "protocol's settings: MLPs of width 128, latent 2, batch 256, Adam 1e-3, EMA off (EGAN: 4 "
+                        "parents, gamma 0, one D step per generation; SGAN: 4 pairs); time them with one thread "
+                        "(OMP_NUM_THREADS=1)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="batch size for every --models entry (default: the model's default_batch_size, else 64)")
     p.add_argument("--steps", type=int, default=30, help="timed batches per run")
@@ -534,12 +563,19 @@ def main(argv=None) -> int:
         if args.window < 1:
             p.error("--window must be >= 1")
         args.window = min(args.window, args.steps)
+    toys = toy_models() if args.toys == "all" else _split(args.toys)
     if args.check is not None:
+        if toys:
+            p.error("--check runs registered models (--models), not --toys")
         models, configs = (gan_zoo.list_models() if args.models is None else _split(args.models)), []
-    elif args.models is None and args.configs is None:
+    elif args.models is None and args.configs is None and args.toys is None:
         models, configs = gan_zoo.list_models(), ["canonical64"]
     else:  # only what was asked for: `--configs canonical64` alone runs that configuration, as it always did
         models, configs = _split(args.models), _split(args.configs)
+    for name in toys:
+        if name not in toy_models():
+            print(f"error: {name!r} does not train on the 2D toys; valid: {', '.join(toy_models())}", file=sys.stderr)
+            return 2
     valid = gan_zoo.list_models()
     for name in models:
         if name not in valid:
@@ -562,7 +598,7 @@ def main(argv=None) -> int:
     else:
         results = {**environment(argv, args.accelerator), "precision": args.precision, "compare": args.compare,
                    "arms": list(arms_for(args)), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-                   "memory_method": args.memory, "models": {}, "configs": {}}
+                   "memory_method": args.memory, "models": {}, "configs": {}, "toys": {}}
 
     def write(done: bool) -> None:  # after every model too, so a run stopped at a time limit keeps what it measured
         if args.json:
@@ -580,6 +616,9 @@ def main(argv=None) -> int:
         write(False)
     for name in configs:
         results["configs"][name] = compare(config_spec(name), args)
+        write(False)
+    for name in toys:
+        results["toys"][name] = compare(toy_spec(name), args)
         write(False)
     results["machine"]["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     write(True)

@@ -18,7 +18,8 @@ Each record stores ``batch`` (the points of one local network's step: ``--batch 
 batch was ``n_pairs x --batch``; records from then, without ``points_per_iteration``, are read that way (an SGAN record
 with ``batch`` 256 and 4 pairs is summarized with ``--batch 1024``).
 
-Runs split over several invocations (or machines) append to one ``--jsonl``; ``--summarize`` then prints their table:
+Runs split over several invocations (or machines) append to one ``--jsonl``; ``--resume`` skips the runs it already
+holds and continues an interrupted run from its last checkpoint; ``--summarize`` then prints their table:
 
     python -m benchmarks.toy_benchmark --summarize toys.jsonl --models egan --toys grid25 --iterations 12000 \
         --extra "--gamma 0 --d-steps 1"
@@ -55,10 +56,19 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     out.mkdir(parents=True, exist_ok=True)
     log = out / "fit.log"  # the fit's own output (its "toy: ..." line at every evaluation), kept with the run
+    walls = out / "wall_s.txt"  # one line per attempt: a run resumed after an interruption sums its attempts
+    resumed = args.resume and (out / "checkpoints" / "last.ckpt").is_file()
+    if resumed:
+        cmd += ["--ckpt-path", "last"]
+    elif walls.exists():
+        walls.unlink()
     t0 = time.time()
-    with open(log, "w") as f:
+    with open(log, "a" if resumed else "w") as f:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
-    wall = time.time() - t0
+    with open(walls, "a") as f:
+        f.write(f"{time.time() - t0:.1f}\n")
+    attempts = [float(v) for v in walls.read_text().split()]
+    wall = sum(attempts)
     if r.returncode != 0:
         return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], "wall_s": round(wall, 1),
                 **settings(args, model)}
@@ -66,7 +76,8 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1), **settings(args, model), "hparams": model_hparams(out)}
+            "wall_s": round(wall, 1), "attempts": len(attempts), **settings(args, model),
+            "hparams": model_hparams(out)}
 
 
 def model_hparams(out: Path) -> dict:
@@ -168,6 +179,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/toy_benchmark")
     p.add_argument("--json", default=None)
     p.add_argument("--jsonl", default=None, help="append each run's result here as soon as it finishes")
+    p.add_argument("--resume", action="store_true",
+                   help="run only what --jsonl does not hold yet (same model, toy, seed and settings), and continue "
+                        "an interrupted run from its last checkpoint (--ckpt-path last) instead of starting it again; "
+                        "its wall time sums its attempts")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL (from --jsonl) that match --models, "
                         "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, "
@@ -188,8 +203,17 @@ def main(argv=None) -> int:
         results = read_results(args.summarize, args)
         print(table(results, args.toys.split(","), args.models.split(",")))
         return 0
+    done = []
+    if args.resume:
+        if not args.jsonl:
+            p.error("--resume needs --jsonl (the record of the runs already done)")
+        if Path(args.jsonl).exists():
+            done = read_results(args.jsonl, args)
+        have = {(r["model"], r["toy"], r["seed"]) for r in done}
+        grid = [c for c in grid if c not in have]
+        print(f"{len(have)} runs already in {args.jsonl}; {len(grid)} to run", file=sys.stderr, flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(job, grid))
+        results = done + list(pool.map(job, grid))
     print(table(results, args.toys.split(","), args.models.split(",")))
     errors = [r for r in results if "error" in r]
     for r in errors:

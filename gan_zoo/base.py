@@ -217,17 +217,34 @@ class GANModule(L.LightningModule):
     def log_train(self, logs: dict, bar: dict | None = None) -> None:
         """Per-step training values (0-d tensors or numbers), logged with ``train/kimg`` as their means over the
         steps since the last write, on the steps the loggers write (``should_log_step``). Between writes they are
-        only summed (``StepMeans``): ``self.log`` costs about a millisecond per key, which would dominate the step of
-        a small model. ``bar``: the progress bar's entries, each the name of a key of ``logs`` (its mean) or a
-        number."""
+        only summed (``StepMeans``). ``bar``: the progress bar's entries, each the name of a key of ``logs`` (its
+        mean) or a number."""
         self._step_means.add(logs)
         if not self.should_log_step():
             return
         means = self._step_means.means()
-        self.log_dict({**means, "train/kimg": self.images_seen / 1000.0}, on_step=True, on_epoch=False)
-        if bar:
-            shown = {k: means[v] if isinstance(v, str) else v for k, v in bar.items()}
-            self.log_dict(shown, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        shown = {k: means[v] if isinstance(v, str) else v for k, v in (bar or {}).items()}
+        self.write_train_logs({**means, "train/kimg": self.images_seen / 1000.0}, shown)
+
+    def write_train_logs(self, metrics: dict[str, float], shown: dict) -> None:
+        """Hand ``metrics`` to every logger as Lightning's own logging step does (at its step, with ``epoch``) and
+        into ``trainer.callback_metrics``, and ``shown`` to the progress bar: ``log_train`` on a logging step.
+
+        Not through ``self.log``: its result collection costs several milliseconds per call, a sizeable share of a
+        small model's step (BENCHMARKS.md, "Where a tiny step's time goes"). Where Lightning lacks the internals
+        used here, ``self.log`` it is."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        epoch_loop = getattr(getattr(self.trainer, "fit_loop", None), "epoch_loop", None)
+        if connector is None or not hasattr(epoch_loop, "_batches_that_stepped") or not all(
+                hasattr(connector, a) for a in ("log_metrics", "_callback_metrics", "_progress_bar_metrics")):
+            self.log_dict(metrics, on_step=True, on_epoch=False)  # a Lightning without these internals
+            if shown:
+                self.log_dict(shown, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+            return
+        # the step Lightning writes a batch's logged values at: the batches that stepped before it
+        connector.log_metrics({**metrics, "epoch": self.current_epoch}, step=epoch_loop._batches_that_stepped)
+        connector._callback_metrics.update({k: torch.tensor(float(v)) for k, v in metrics.items()})
+        connector._progress_bar_metrics.update(shown)
 
     def train(self, mode: bool = True):
         super().train(mode)

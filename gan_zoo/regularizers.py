@@ -39,10 +39,11 @@ class InstanceNoise:
 
     @staticmethod
     def apply(x: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
-        """``x + sigma * eps``, ``eps`` standard normal from the global RNG or from ``generator`` (a CPU stream);
-        ``x`` itself where ``sigma`` <= 0 (nothing is drawn)."""
+        """``x + sigma * eps``, ``eps`` standard normal from the global RNG or from ``generator`` (drawn on the
+        generator's device); ``x`` itself where ``sigma`` <= 0 (nothing is drawn)."""
         if sigma <= 0:
             return x
         if generator is None:
             return x + sigma * torch.randn_like(x)
-        return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device)
+        return x + sigma * eps.to(x.device)

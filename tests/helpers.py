@@ -17,8 +17,9 @@ def random_loader(channels: int = 1, resolution: int = 16, n: int = 64, batch_si
 
 def tiny_trainer(max_steps_batches: int = 2, **kwargs) -> L.Trainer:
     kwargs.setdefault("callbacks", [])
+    kwargs.setdefault("logger", False)
     return L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=max_steps_batches,
-                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_checkpointing=False, enable_progress_bar=False,
                      enable_model_summary=False, num_sanity_val_steps=0, **kwargs)
 
 

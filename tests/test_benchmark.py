@@ -48,6 +48,24 @@ def test_benchmark_refuses_bad_input(capsys):
     assert "--memory cuda needs --accelerator gpu" in capsys.readouterr().err
 
 
+def test_benchmark_times_the_2d_toys_at_the_toy_protocol_settings(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert benchmark.main(["--toys", "dcgan,egan", "--steps", "1", "--warmup", "1", "--repeats", "1", "--memory",
+                           "subprocess", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["models"] == {} and res["configs"] == {} and set(res["toys"]) == {"dcgan", "egan"}
+    for name, r in res["toys"].items():
+        assert r["batch_size"] == 256 and r["hparams"]["data_dim"] == 2 and r["hparams"]["hidden"] == 128
+        assert r["lightning_runs"][0] > 0 and r["plain_runs"][0] > 0
+        assert set(r["memory"]) == {"lightning", "plain"}  # the memory probe rebuilds the toy spec in a subprocess
+    assert (res["toys"]["egan"]["hparams"]["mu"], res["toys"]["egan"]["hparams"]["gamma"]) == (4, 0.0)
+    assert benchmark.main(["--toys", "pggan"]) == 2
+    assert "'pggan' does not train on the 2D toys; valid: " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.main(["--toys", "dcgan", "--check", "32-true"])
+    assert "--check runs registered models (--models), not --toys" in capsys.readouterr().err
+
+
 def test_benchmark_keeps_what_it_measured_when_stopped(tmp_path, monkeypatch):
     """The JSON is rewritten after every model, so a run stopped at a time limit keeps the finished ones."""
     out = tmp_path / "b.json"

@@ -110,8 +110,8 @@ def test_generation_logs_the_winning_mutation_and_d_steps_move_only_d():
     model = _egan(d_steps=2)
     rec = StepRecorder()
     logged = []
-    orig = model.log_dict
-    model.log_dict = lambda d, **k: logged.append(dict(d)) or orig(d, **k)
+    orig = model.write_train_logs
+    model.write_train_logs = lambda metrics, shown: logged.append(dict(metrics)) or orig(metrics, shown)
     tiny_trainer(4, callbacks=[rec], log_every_n_steps=1).fit(model, _toy_loader())
     d_names = param_names(model.discriminator, "discriminator")
     g_names = param_names(model.generator, "generator")
@@ -169,8 +169,8 @@ def test_with_gamma_0_the_fitness_is_the_quality_alone_and_d_gradients_are_skipp
     monkeypatch.setattr(model, "quality", recording_quality)
     monkeypatch.setattr(model, "real_grads", lambda real: pytest.fail("real_grads computed with gamma 0"))
     logged = []
-    orig = model.log_dict
-    model.log_dict = lambda d, **k: logged.append(dict(d)) or orig(d, **k)
+    orig = model.write_train_logs
+    model.write_train_logs = lambda metrics, shown: logged.append(dict(metrics)) or orig(metrics, shown)
     tiny_trainer(2, log_every_n_steps=1).fit(model, _toy_loader())
     assert len(qualities) == 6  # 2 generations x 3 children
     assert_close(torch.stack(qualities), torch.stack(full), rtol=0, atol=0)  # the same F_q as the full fitness
@@ -274,6 +274,31 @@ def test_local_pairs_are_bitwise_the_pairs_trained_alone(noise):
             assert torch.equal(a, b)
         for a, b in zip(d.state_dict().values(), model.local_discriminators[i].state_dict().values()):
             assert torch.equal(a, b)
+
+
+def test_local_streams_resume_their_state_on_the_same_kind_of_device_and_restart_on_another():
+    model = _sgan()
+    tiny_trainer(2).fit(model, _toy_loader())
+    ckpt = {"gan_zoo": {}}
+    model.on_save_checkpoint(ckpt)
+    state = ckpt["gan_zoo"]["sgan"]
+    assert state["z_device"] == "cpu" and state["iterations"] == 2
+    expect = [model.local_latent(i, 3, "cpu") for i in range(2)]  # the streams go on from where they were
+
+    same = _sgan()
+    same.on_load_checkpoint(ckpt)
+    for i in range(2):
+        assert_close(same.local_latent(i, 3, "cpu"), expect[i], rtol=0, atol=0)
+        assert same.local_stream(i).device.type == "cpu"
+
+    other = _sgan()  # a state saved on another kind of device cannot be set on this one's generators
+    other.on_load_checkpoint({"gan_zoo": {**ckpt["gan_zoo"], "sgan": {**state, "z_device": "cuda"}}})
+    with pytest.warns(UserWarning, match="saved on cuda and this run is on cpu: they restart from their seeds"):
+        restarted = [other.local_latent(i, 3, "cpu") for i in range(2)]
+    for i in range(2):  # from the pair's seed offset by the 2 iterations done: not the saved nor the first numbers
+        seed = other.pair_seed_of(3, i) + 7919 + 104_729 * 2
+        assert_close(restarted[i], torch.randn(3, 4, generator=torch.Generator().manual_seed(seed)), rtol=0, atol=0)
+        assert not torch.equal(restarted[i], expect[i])
 
 
 def test_global_pair_never_moves_a_local_pair():

@@ -9,10 +9,15 @@ import sys
 
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
+from torch.testing import assert_close
+
+import gan_zoo
 
 from gan_zoo.callbacks.divergence import DivergenceGuard
 from gan_zoo.errors import DivergenceError
 from gan_zoo.loggers import StepMeans
+from tests.helpers import random_loader, tiny_trainer
 
 
 def test_step_means_are_per_key_means_over_the_window():
@@ -82,3 +87,40 @@ def test_importing_gan_zoo_keeps_the_nvml_cuda_check_only_where_nvml_loads():
         nvml = False
     assert flag == ("1" if nvml else "None")
     assert available == str(torch.cuda.is_available())  # the answer does not change
+
+
+class _Recorder(Logger):
+    """A plain Lightning logger: what a third-party logger receives."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    name, version = "recorder", 0
+
+    @property
+    def experiment(self):
+        return None
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append((step, dict(metrics)))
+
+
+def test_window_means_reach_loggers_callback_metrics_and_the_bar_as_lightning_would_hand_them():
+    torch.manual_seed(0)
+    model = gan_zoo.get_model("dcgan", resolution=16, ngf=8, ndf=8, latent_dim=8)
+    rec = _Recorder()
+    trainer = tiny_trainer(6, log_every_n_steps=3, logger=rec)
+    trainer.fit(model, random_loader(1, 16))
+    # Lightning's own step numbering (the batches that stepped before: 0-based) and its epoch key, at batches 3 and 6
+    assert [step for step, _ in rec.rows] == [2, 5]
+    assert all(m["epoch"] == 0 for _, m in rec.rows)
+    assert [m["train/kimg"] for _, m in rec.rows] == [0.024, 0.048]
+    last = rec.rows[-1][1]
+    for key in ("loss/d", "loss/g", "d/real_score", "d/fake_score", "train/kimg"):
+        assert_close(trainer.callback_metrics[key], torch.tensor(last[key]))  # for callbacks that monitor them
+    assert {k: float(v) for k, v in trainer.progress_bar_metrics.items()} == {"d": pytest.approx(last["loss/d"]),
+                                                                             "g": pytest.approx(last["loss/g"])}

@@ -41,6 +41,32 @@ def test_sgan_runs_with_the_number_of_local_pairs_asked_for(tmp_path):
         "done: 48 images seen")
 
 
+def test_resume_skips_recorded_runs_and_continues_an_interrupted_one_to_the_same_result(tmp_path):
+    base = ["--models", "sgan", "--toys", "grid25", "--batch", "16", "--hidden", "8", "--jobs", "1",
+            "--n-pairs", "2"]
+    # seed 0 recorded; seed 1 interrupted after 2 of its 4 iterations (a checkpoint, no record)
+    jsonl = tmp_path / "runs.jsonl"
+    out = str(tmp_path / "out")
+    assert toy_benchmark.main([*base, "--seeds", "0", "--iterations", "4", "--out", out, "--jsonl", str(jsonl)]) == 0
+    assert toy_benchmark.main([*base, "--seeds", "1", "--iterations", "2", "--out", out]) == 0
+    assert toy_benchmark.main([*base, "--seeds", "0,1", "--iterations", "4", "--out", out, "--jsonl", str(jsonl),
+                               "--resume"]) == 0
+    recs = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(r["seed"], r["attempts"]) for r in recs] == [(0, 1), (1, 2)]  # seed 0 not run again
+    # the resumed run ends where an uninterrupted one ends
+    whole = tmp_path / "whole.jsonl"
+    assert toy_benchmark.main([*base, "--seeds", "1", "--iterations", "4", "--out", str(tmp_path / "w"),
+                               "--jsonl", str(whole)]) == 0
+    (w,) = [json.loads(line) for line in whole.read_text().splitlines()]
+    assert [w[k] for k in ("modes", "hq_percent", "reverse_kl")] == [recs[1][k] for k in
+                                                                    ("modes", "hq_percent", "reverse_kl")]
+    log = (tmp_path / "out" / "grid25-sgan-s1" / "fit.log").read_text()  # both attempts' output, kept
+    assert [line.split(";")[0] for line in log.splitlines() if line.startswith("done:")] == [
+        "done: 32 images seen", "done: 64 images seen"]
+    with pytest.raises(SystemExit):
+        toy_benchmark.main([*base, "--seeds", "0", "--resume"])  # --resume needs --jsonl
+
+
 def test_summarize_keeps_the_last_record_per_seed_and_counts_runs_meeting_the_target(tmp_path, capsys):
     def rec(seed, modes, hq, rkl, iterations=12000, extra="", model="egan", **more):
         # records without latent / hidden / batch / lr (written before they were stored) count as the defaults

@@ -7,7 +7,7 @@ Its former name ``sgan`` stays an alias, so commands, configs, checkpoints and z
 Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
 
 1. Local pairs: pair ``i`` takes one ordinary GAN step (BCE D step on its chunk versus ``G_i(z_i)``, then a
-   non-saturating G step) with its own latent stream (a ``torch.Generator`` seeded per pair). Nothing of the global
+   non-saturating G step) with its own latent stream (a ``torch.Generator`` seeded per pair, on the training device). Nothing of the global
    pair enters a local step, so a local pair follows exactly the trajectory it would follow trained alone.
 2. Global D: ``D_0`` takes a BCE step on the whole real batch versus the local generators' samples of step 1
    (detached: no gradient into any ``G_i``).
@@ -44,6 +44,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from lightning.pytorch.utilities import rank_zero_warn
 
 from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.datamodules.base import Batch
@@ -153,7 +155,8 @@ class EnsembleSGAN(MemberSampling, GANModule):
         self.clamp_output = not data_dim
         self.iterations = 0  # completed iterations (for the messenger cadence); checkpointed
         self._z_streams: list[torch.Generator] | None = None
-        self._z_state: list[Tensor] | None = None
+        self._z_state: list[Tensor] | None = None  # the streams' states from a checkpoint, and their device type
+        self._z_device = "cpu"
         self.init_ema()
         self.save_hyperparameters()
 
@@ -171,22 +174,34 @@ class EnsembleSGAN(MemberSampling, GANModule):
 
     def local_stream(self, i: int) -> torch.Generator:
         """Local pair ``i``'s own random stream (its latents and, with ``instance_noise_on="all"``, its instance
-        noise): independent of the global RNG, on the CPU, offset by the rank under DDP so that ranks draw different
-        numbers; its state is checkpointed."""
+        noise): independent of the global RNG, on the device the model trains on (no copy per draw), offset by the
+        rank under DDP so that ranks draw different numbers; its state is checkpointed. A CPU stream and a CUDA
+        stream from the same seed give different numbers: a run resumed on another kind of device than it was saved
+        on restarts the streams from their seeds, offset by the iterations done, and says so."""
         if self._z_streams is None:
             self._z_streams = []
             rank = self.global_rank if self._trainer is not None else 0
+            device = self.device
+            saved = self._z_state
+            if saved is not None and self._z_device != device.type:
+                rank_zero_warn(f"the local pairs' latent streams were saved on {self._z_device} and this run is on "
+                               f"{device.type}: they restart from their seeds (offset by the {self.iterations} "
+                               "iterations done), so the pairs draw other numbers than an uninterrupted run would")
+                saved = None
             for j in range(self.hparams.n_pairs):
                 seed = self.pair_seed_of(self.hparams.pair_seed, j) + 7919 + 1_000_003 * rank
-                g = torch.Generator(device="cpu").manual_seed(seed)
-                if self._z_state is not None:
-                    g.set_state(self._z_state[j])
+                if self._z_state is not None and saved is None:
+                    seed += 104_729 * self.iterations
+                g = torch.Generator(device=device).manual_seed(seed)
+                if saved is not None:
+                    g.set_state(saved[j])
                 self._z_streams.append(g)
         return self._z_streams[i]
 
     def local_latent(self, i: int, n: int, device) -> Tensor:
         """``n`` latents from local pair ``i``'s own stream."""
-        return torch.randn(n, self.latent_dim, generator=self.local_stream(i)).to(device)
+        g = self.local_stream(i)
+        return torch.randn(n, self.latent_dim, generator=g, device=g.device).to(device)
 
     def member_generators(self) -> list[nn.Module]:
         """The local generators (no EMA copy), sampled by ``sample(n, member=i)``."""
@@ -285,9 +300,11 @@ class EnsembleSGAN(MemberSampling, GANModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
+        streams = self._z_streams
         checkpoint["gan_zoo"]["sgan"] = {
             "iterations": self.iterations,
-            "z_streams": None if self._z_streams is None else [g.get_state() for g in self._z_streams],
+            "z_streams": None if streams is None else [g.get_state() for g in streams],
+            "z_device": streams[0].device.type if streams else "cpu",
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -295,4 +312,5 @@ class EnsembleSGAN(MemberSampling, GANModule):
         state = checkpoint["gan_zoo"].get("sgan", {})
         self.iterations = int(state.get("iterations", 0))
         self._z_state = state.get("z_streams")
+        self._z_device = state.get("z_device", "cpu")  # checkpoints written before it was stored: CPU streams
         self._z_streams = None
