@@ -7,8 +7,9 @@ Its former name ``sgan`` stays an alias, so commands, configs, checkpoints and z
 Per batch (split into N chunks, chunk ``i`` for local pair ``i``):
 
 1. Local pairs: pair ``i`` takes one ordinary GAN step (BCE D step on its chunk versus ``G_i(z_i)``, then a
-   non-saturating G step) with its own latent stream (a ``torch.Generator`` seeded per pair, on the training device). Nothing of the global
-   pair enters a local step, so a local pair follows exactly the trajectory it would follow trained alone.
+   non-saturating G step) with its own latent stream (a ``torch.Generator`` seeded per pair, on the training
+   device). Nothing of the global pair enters a local step, so a local pair follows exactly the trajectory it would
+   follow trained alone.
 2. Global D: ``D_0`` takes a BCE step on the whole real batch versus the local generators' samples of step 1
    (detached: no gradient into any ``G_i``).
 3. Messengers: every ``messenger_sync`` iterations ``D_i^msg`` is refreshed from ``D_i`` (weights and buffers); every
@@ -43,9 +44,8 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import torch
-from torch import Tensor, nn
-
 from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
 
 from gan_zoo.base import GANModule, MemberSampling
 from gan_zoo.datamodules.base import Batch
