@@ -73,9 +73,10 @@ class GANModule(L.LightningModule):
         its schedule)."""
         return None
 
-    def default_callbacks(self, dm, out: Path) -> list:
-        """The callbacks a fit of this model on data module ``dm`` adds, writing under the run directory ``out``:
-        none (bigan: reconstruction grids; pggan: a grid per resolution)."""
+    def default_callbacks(self, dm, out: Path, every_n_images: int = 0) -> list:
+        """The callbacks a fit of this model on data module ``dm`` adds, writing under the run directory ``out``, with
+        periodic evaluations every ``every_n_images`` (``--metrics-every-images``; 0: at the end): none (bigan:
+        reconstruction grids; pggan: a grid per resolution; semisupgan: the test accuracy)."""
         return []
 
     def __init__(self, latent_dim: int, ema_decay: float = 0.999, n_fixed_samples: int = 64):

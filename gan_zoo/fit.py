@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if dm.is_image:
         callbacks.append(SampleGrid(out / "samples", args.sample_every_images))
     callbacks += metric_callbacks(args, dm, out, model)
-    callbacks += model.default_callbacks(dm, out)
+    callbacks += model.default_callbacks(dm, out, args.metrics_every_images)
     if args.progress_bar:
         callbacks.append(ImagesProgressBar(max_images))
     logger = make_logger(args.logger, out, args.project)

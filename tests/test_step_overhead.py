@@ -15,6 +15,7 @@ from torch.testing import assert_close
 import gan_zoo
 
 from gan_zoo.callbacks.divergence import DivergenceGuard
+from gan_zoo.callbacks.periodic import EveryNImages
 from gan_zoo.errors import DivergenceError
 from gan_zoo.loggers import StepMeans
 from tests.helpers import random_loader, tiny_trainer
@@ -124,3 +125,25 @@ def test_window_means_reach_loggers_callback_metrics_and_the_bar_as_lightning_wo
         assert_close(trainer.callback_metrics[key], torch.tensor(last[key]))  # for callbacks that monitor them
     assert {k: float(v) for k, v in trainer.progress_bar_metrics.items()} == {"d": pytest.approx(last["loss/d"]),
                                                                              "g": pytest.approx(last["loss/g"])}
+
+
+class _Counting(EveryNImages):
+    def __init__(self, every, repeat):
+        super().__init__(every)
+        self.repeat_at_end, self.calls = repeat, []
+
+    def run(self, trainer, pl_module, final):
+        self.calls.append((pl_module.images_seen, final))
+
+
+@pytest.mark.parametrize("batches, repeat, expect", [
+    (4, False, [(16, False), (32, False)]),               # the fit ends on a periodic run: not measured twice
+    (4, True, [(16, False), (32, False), (32, True)]),    # a sample grid still writes its final.png
+    (3, False, [(16, False), (24, True)]),                # the fit ends between two periodic runs
+])
+def test_a_periodic_evaluation_is_not_repeated_at_the_end_of_the_fit(batches, repeat, expect):
+    torch.manual_seed(0)
+    model = gan_zoo.get_model("dcgan", resolution=16, ngf=8, ndf=8, latent_dim=8)
+    cb = _Counting(16, repeat)
+    tiny_trainer(batches, callbacks=[cb]).fit(model, random_loader(1, 16, batch_size=8))
+    assert cb.calls == expect

@@ -41,6 +41,8 @@ class SampleGrid(EveryNImages):
         final: file name (without .png) of the end-of-fit grid.
     """
 
+    repeat_at_end = True  # final.png is written even where the fit ends on a periodic grid (as a copy of it)
+
     nrow: int | None = None
 
     def __init__(self, dirpath: str | Path, every_n_images: int = 10_000, key: str = "samples/grid",

@@ -173,7 +173,7 @@ class BiGAN(GANModule):
         opt_d = self.adam(self.discriminator.parameters(), d=True)
         return opt_eg, opt_d
 
-    def default_callbacks(self, dm, out) -> list:
+    def default_callbacks(self, dm, out, every_n_images: int = 0) -> list:
         """Reconstruction grids; the linear probe is a metric (``--metrics``, on by default: fit.py)."""
         return [ReconstructionGrid(out / "samples")]
 

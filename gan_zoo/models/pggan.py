@@ -256,5 +256,5 @@ class PGGAN(GANModule):
         super().on_load_checkpoint(checkpoint)
         self.phase_index = int(checkpoint["gan_zoo"].get("pggan", {}).get("phase_index", -1))
 
-    def default_callbacks(self, dm, out) -> list:
+    def default_callbacks(self, dm, out, every_n_images: int = 0) -> list:
         return [ResolutionGrids(out / "samples")] if dm.is_image else []

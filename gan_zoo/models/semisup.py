@@ -203,5 +203,5 @@ class SemiSupervisedGAN(GANModule):
         super().on_load_checkpoint(checkpoint)
         self.d_ema_updates = int(checkpoint["gan_zoo"].get("d_ema_updates", 0))
 
-    def default_callbacks(self, dm, out) -> list:
-        return [TestAccuracy()]
+    def default_callbacks(self, dm, out, every_n_images: int = 0) -> list:
+        return [TestAccuracy(every_n_images)]
