@@ -53,17 +53,23 @@ def run_one(args, labels: int, seed: int, method: str) -> dict:
         cmd += ["--ckpt-path", "last"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     out.mkdir(parents=True, exist_ok=True)
-    walls = out / "wall_s.txt"  # one line per attempt
-    if not resumed and walls.exists():
-        walls.unlink()
+    walls = out / "wall_s.txt"  # one line per attempt that ended: a resumed run sums its attempts
+    starts = out / "attempts.txt"  # one line per attempt started (a benchmark killed with its fit writes no wall)
+    if not resumed:
+        walls.unlink(missing_ok=True)
+        starts.unlink(missing_ok=True)
+    with open(starts, "a") as f:
+        f.write(f"{time.time():.0f}\n")
     t0 = time.time()
     with open(out / "fit.log", "a" if resumed else "w") as f:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
     with open(walls, "a") as f:
         f.write(f"{time.time() - t0:.1f}\n")
     attempts = [float(v) for v in walls.read_text().split()]
+    started = len(starts.read_text().split())
+    timing = {"wall_s": round(sum(attempts), 1), "attempts": started, "wall_complete": len(attempts) == started}
     rec = {"data": args.data, "labels": labels, "seed": seed, "method": method, "max_images": args.max_images,
-           "extra": args.extra, "wall_s": round(sum(attempts), 1), "attempts": len(attempts)}
+           "extra": args.extra, **timing}
     if r.returncode != 0:
         return {**rec, "error": (out / "fit.log").read_text()[-1500:]}
     with open(out / "logs" / "metrics.csv") as f:
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--jsonl", default=None, help="append each run's record here as soon as it ends")
     p.add_argument("--resume", action="store_true",
                    help="run only what --jsonl does not hold yet, and continue an interrupted run from its last "
-                        "checkpoint; its wall time sums its attempts")
+                        "checkpoint; its wall time sums the attempts that ended (wall_complete: false where one "
+                        "was killed with the benchmark)")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL that match the selection")
     args = p.parse_args(argv)

@@ -56,27 +56,32 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     out.mkdir(parents=True, exist_ok=True)
     log = out / "fit.log"  # the fit's own output (its "toy: ..." line at every evaluation), kept with the run
-    walls = out / "wall_s.txt"  # one line per attempt: a run resumed after an interruption sums its attempts
+    walls = out / "wall_s.txt"  # one line per attempt that ended: a resumed run sums its attempts
+    starts = out / "attempts.txt"  # one line per attempt started (a benchmark killed with its fit writes no wall)
     resumed = args.resume and (out / "checkpoints" / "last.ckpt").is_file()
     if resumed:
         cmd += ["--ckpt-path", "last"]
-    elif walls.exists():
-        walls.unlink()
+    else:
+        walls.unlink(missing_ok=True)
+        starts.unlink(missing_ok=True)
+    with open(starts, "a") as f:
+        f.write(f"{time.time():.0f}\n")
     t0 = time.time()
     with open(log, "a" if resumed else "w") as f:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
     with open(walls, "a") as f:
         f.write(f"{time.time() - t0:.1f}\n")
     attempts = [float(v) for v in walls.read_text().split()]
-    wall = sum(attempts)
+    started = len(starts.read_text().split())
+    timing = {"wall_s": round(sum(attempts), 1), "attempts": started, "wall_complete": len(attempts) == started}
     if r.returncode != 0:
-        return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], "wall_s": round(wall, 1),
+        return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], **timing,
                 **settings(args, model)}
     with open(out / "logs" / "metrics.csv") as f:
         row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
     return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
             "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
-            "wall_s": round(wall, 1), "attempts": len(attempts), **settings(args, model),
+            **timing, **settings(args, model),
             "hparams": model_hparams(out)}
 
 
@@ -182,7 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true",
                    help="run only what --jsonl does not hold yet (same model, toy, seed and settings), and continue "
                         "an interrupted run from its last checkpoint (--ckpt-path last) instead of starting it again; "
-                        "its wall time sums its attempts")
+                        "its wall time sums the attempts that ended (wall_complete: false where one was killed "
+                        "with the benchmark)")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL (from --jsonl) that match --models, "
                         "--toys, --seeds and the run settings (--iterations, --extra, --latent, --hidden, --batch, "

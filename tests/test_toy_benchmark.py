@@ -49,10 +49,13 @@ def test_resume_skips_recorded_runs_and_continues_an_interrupted_one_to_the_same
     out = str(tmp_path / "out")
     assert toy_benchmark.main([*base, "--seeds", "0", "--iterations", "4", "--out", out, "--jsonl", str(jsonl)]) == 0
     assert toy_benchmark.main([*base, "--seeds", "1", "--iterations", "2", "--out", out]) == 0
+    with open(tmp_path / "out" / "grid25-sgan-s1" / "attempts.txt", "a") as f:
+        f.write("0\n")  # an attempt killed together with the benchmark: started, no wall time written
     assert toy_benchmark.main([*base, "--seeds", "0,1", "--iterations", "4", "--out", out, "--jsonl", str(jsonl),
                                "--resume"]) == 0
     recs = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [(r["seed"], r["attempts"]) for r in recs] == [(0, 1), (1, 2)]  # seed 0 not run again
+    assert [(r["seed"], r["attempts"], r["wall_complete"]) for r in recs] == [(0, 1, True), (1, 3, False)]
+    # seed 0 not run again; seed 1's wall time lacks its killed attempt, and says so
     # the resumed run ends where an uninterrupted one ends
     whole = tmp_path / "whole.jsonl"
     assert toy_benchmark.main([*base, "--seeds", "1", "--iterations", "4", "--out", str(tmp_path / "w"),
