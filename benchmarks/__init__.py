@@ -12,5 +12,42 @@ Run each from the repository root as ``python -m benchmarks.NAME --help``:
 - ``gpu_session.sh``: what a device session with a GPU runs, in one call;
 - ``lab``: investigations whose results docs/lab/ records (``bigan_pairing``, ``sgan_messengers``).
 
-The results and the commands that produced them are in BENCHMARKS.md and docs/lab/.
+The results and the commands that produced them are in BENCHMARKS.md and docs/lab/. ``run_fit`` is the one way
+``toy_benchmark`` and ``semisup_benchmark`` run a fit: in a subprocess, one thread, resumable.
 """
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+
+def run_fit(cmd: list[str], out: Path, resume: bool) -> tuple[int, dict]:
+    """Run the fit command ``cmd`` (its ``--out`` is ``out``) with one thread and W&B off, its output in
+    ``out/fit.log``; with ``resume`` and a checkpoint in ``out``, continue it (``--ckpt-path last``).
+
+    Returns the exit status and the run's timing over its attempts: ``wall_s`` sums the attempts that ended,
+    ``attempts`` counts those started (``out/attempts.txt``: a benchmark killed with its fit writes no wall time),
+    ``wall_complete`` says whether they are the same."""
+    out.mkdir(parents=True, exist_ok=True)
+    walls = out / "wall_s.txt"  # one line per attempt that ended
+    starts = out / "attempts.txt"  # one line per attempt started
+    resumed = resume and (out / "checkpoints" / "last.ckpt").is_file()
+    if resumed:
+        cmd = [*cmd, "--ckpt-path", "last"]
+    else:
+        walls.unlink(missing_ok=True)
+        starts.unlink(missing_ok=True)
+    with open(starts, "a") as f:
+        f.write(f"{time.time():.0f}\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    t0 = time.time()
+    with open(out / "fit.log", "a" if resumed else "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env).returncode
+    with open(walls, "a") as f:
+        f.write(f"{time.time() - t0:.1f}\n")
+    ended = [float(v) for v in walls.read_text().split()]
+    started = len(starts.read_text().split())
+    return rc, {"wall_s": round(sum(ended), 1), "attempts": started, "wall_complete": len(ended) == started}

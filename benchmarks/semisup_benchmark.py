@@ -24,13 +24,12 @@ import csv
 import itertools
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from benchmarks import run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("gan", "baseline")
@@ -48,29 +47,10 @@ def run_one(args, labels: int, seed: int, method: str) -> dict:
            "--no-progress-bar", *args.extra.split()]
     if method == "baseline":
         cmd.append("--supervised-only")
-    resumed = args.resume and (out / "checkpoints" / "last.ckpt").is_file()
-    if resumed:
-        cmd += ["--ckpt-path", "last"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    out.mkdir(parents=True, exist_ok=True)
-    walls = out / "wall_s.txt"  # one line per attempt that ended: a resumed run sums its attempts
-    starts = out / "attempts.txt"  # one line per attempt started (a benchmark killed with its fit writes no wall)
-    if not resumed:
-        walls.unlink(missing_ok=True)
-        starts.unlink(missing_ok=True)
-    with open(starts, "a") as f:
-        f.write(f"{time.time():.0f}\n")
-    t0 = time.time()
-    with open(out / "fit.log", "a" if resumed else "w") as f:
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
-    with open(walls, "a") as f:
-        f.write(f"{time.time() - t0:.1f}\n")
-    attempts = [float(v) for v in walls.read_text().split()]
-    started = len(starts.read_text().split())
-    timing = {"wall_s": round(sum(attempts), 1), "attempts": started, "wall_complete": len(attempts) == started}
+    rc, timing = run_fit(cmd, out, args.resume)
     rec = {"data": args.data, "labels": labels, "seed": seed, "method": method, "max_images": args.max_images,
            "extra": args.extra, **timing}
-    if r.returncode != 0:
+    if rc != 0:
         return {**rec, "error": (out / "fit.log").read_text()[-1500:]}
     with open(out / "logs" / "metrics.csv") as f:
         curve = [(int(row["step"]), float(row["metrics/test_acc"])) for row in csv.DictReader(f)

@@ -32,13 +32,12 @@ import csv
 import itertools
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from benchmarks import run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,28 +52,9 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
            "--out", str(out), "--no-progress-bar", "--log-every-n-steps", "500", *args.extra.split()]
     if model == "sgan":
         cmd += ["--n-pairs", str(n_pairs), "--pair-seed", str(seed)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    out.mkdir(parents=True, exist_ok=True)
     log = out / "fit.log"  # the fit's own output (its "toy: ..." line at every evaluation), kept with the run
-    walls = out / "wall_s.txt"  # one line per attempt that ended: a resumed run sums its attempts
-    starts = out / "attempts.txt"  # one line per attempt started (a benchmark killed with its fit writes no wall)
-    resumed = args.resume and (out / "checkpoints" / "last.ckpt").is_file()
-    if resumed:
-        cmd += ["--ckpt-path", "last"]
-    else:
-        walls.unlink(missing_ok=True)
-        starts.unlink(missing_ok=True)
-    with open(starts, "a") as f:
-        f.write(f"{time.time():.0f}\n")
-    t0 = time.time()
-    with open(log, "a" if resumed else "w") as f:
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, env=env)
-    with open(walls, "a") as f:
-        f.write(f"{time.time() - t0:.1f}\n")
-    attempts = [float(v) for v in walls.read_text().split()]
-    started = len(starts.read_text().split())
-    timing = {"wall_s": round(sum(attempts), 1), "attempts": started, "wall_complete": len(attempts) == started}
-    if r.returncode != 0:
+    rc, timing = run_fit(cmd, out, args.resume)
+    if rc != 0:
         return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], **timing,
                 **settings(args, model)}
     with open(out / "logs" / "metrics.csv") as f:

@@ -30,6 +30,7 @@ quality fitness only (``gamma`` 0), one D step per generation and instance noise
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -159,23 +160,26 @@ class EGAN(MemberSampling, GANModule):
     def _d_grads(self, loss_fn, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         # (D's scores on x, gradient of loss_fn(scores) w.r.t. D's parameters); D's buffers and .grad untouched
         d = self.discriminator
-        buffers = [b.clone() for b in d.buffers()]
-        scores = d(x)
-        grads = torch.autograd.grad(loss_fn(scores), [p for p in d.parameters() if p.requires_grad])
-        for b, saved in zip(d.buffers(), buffers):
-            b.copy_(saved)
+        with self._d_buffers_kept():
+            scores = d(x)
+            grads = torch.autograd.grad(loss_fn(scores), [p for p in d.parameters() if p.requires_grad])
         return scores.detach(), list(grads)
+
+    @contextlib.contextmanager
+    def _d_buffers_kept(self):
+        # D's buffers (batch-norm statistics) as they were before the block: scoring a child never changes D
+        saved = [b.clone() for b in self.discriminator.buffers()]
+        yield
+        with torch.no_grad():
+            for b, kept in zip(self.discriminator.buffers(), saved):
+                b.copy_(kept)
 
     @torch.no_grad()
     def quality(self, child: nn.Module, z_eval: Tensor) -> Tensor:
         """``F_q = mean D(G(z_eval))`` of a child at the current D, without D's gradient (the fitness when ``gamma``
         is 0); D's buffers stay as they were."""
-        d = self.discriminator
-        buffers = [b.clone() for b in d.buffers()]
-        f_q = torch.sigmoid(d(child(z_eval))).mean()
-        for b, saved in zip(d.buffers(), buffers):
-            b.copy_(saved)
-        return f_q
+        with self._d_buffers_kept():
+            return torch.sigmoid(self.discriminator(child(z_eval))).mean()
 
     def real_grads(self, real: Tensor) -> list[Tensor]:
         """Gradient of the real half of D's BCE loss, ``-mean log D(x)``: the same for every child of a generation."""
