@@ -5,6 +5,7 @@ Run each from the repository root as ``python -m benchmarks.NAME --help``:
 - ``benchmark``: training throughput, the Lightning path against the plain PyTorch loops of ``plain_loops`` (and
   ``--check``: every model in each precision, finite losses and images/s); ``speed_options``: channels-last, Adam
   implementations and ``torch.compile`` on the DCGAN step; ``ddp_benchmark``: ``gan_ddp`` against Lightning's DDP;
+  ``example_dcgan``: the canonical 64x64 DCGAN against the PyTorch DCGAN example, side by side;
   ``gpu_syncs``: host synchronisations per training step on CUDA;
 - ``toy_benchmark``: mode coverage on the 2D toys over seeds; ``semisup_benchmark``: the semi-supervised GAN against
   its supervised-only baseline; ``probe_benchmark``: linear probes of BiGAN / BigBiGAN encoders;

@@ -483,7 +483,8 @@ def _git(*args: str) -> str | None:
         return None
 
 
-def environment(argv: list[str], accelerator: str = "cpu") -> dict:
+def environment(argv: list[str], accelerator: str = "cpu", module: str = "benchmarks.benchmark") -> dict:
+    """The machine, the versions, the date and the command (``python -m MODULE ARGV``) of a measurement."""
     import numpy
 
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -497,7 +498,7 @@ def environment(argv: list[str], accelerator: str = "cpu") -> dict:
                      "numpy": numpy.__version__, "gan_zoo_commit": _git("rev-parse", "HEAD"),
                      "gan_zoo_dirty": bool(status) if status is not None else None},
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "-m", "benchmarks.benchmark", *argv]),
+        "command": shlex.join(["python", "-m", module, *argv]),
     }
 
 
