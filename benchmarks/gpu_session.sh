@@ -1,5 +1,14 @@
 #!/usr/bin/env bash
 # What a device session with a GPU runs, as one prepared call (results in BENCHMARKS.md and docs/lab/). Parts:
+#   zoo      the pretrained zoo trained on the GPU, first and alone: every recipe in configs/zoo/ (or ZOO=a,b) at
+#            once, one process each, to ZOO_IMAGES (600000) images with the EMA generator's metrics (--metrics auto:
+#            FID / IS / KID of 10,000 samples, and the entry's own measure) every ZOO_EVERY (50000) images, each under
+#            ZOO_LIMIT seconds (at the limit SIGTERM: the fit writes last.ckpt at the images it reached). PGGAN trains
+#            at the widths a 32x32 network needs, not the CPU recipe's (ZOO_ARGS_pggan). Then every run is exported and
+#            measured (scripts/export_pretrained.py --out: weights-only file, metrics, grid, manifest), the exports
+#            coming back as $OUT/zoo.tgz.00, .01, ... (parts of 15 MiB: `cat zoo.tgz.* | tar xz -C DIR`, then
+#            `python scripts/export_pretrained.py --import DIR`) and the curves (each run's logs/metrics.csv) in
+#            results.tgz;
 #   perf     the throughput tables, one section after another with the GPU to itself, each under its own limit
 #            (benchmark.py rewrites its JSON after every model, so a section stopped at its limit keeps the models
 #            it finished): 0. the CUDA-only test of benchmark.py (in-process CUDA peak memory); 1. every model and
@@ -16,18 +25,23 @@
 #            processes share the GPU instead of time-slicing it). Measured on an H200 under MPS with all ten runs at
 #            once: about 22 iterations/s per 4-pair run and 12 per 8-pair run, so 12,000 iterations need about 10 and
 #            17 minutes; runs still going at the limit are stopped, their fit.log keeps the evaluation every 2,000.
-# perf and syncs run first, alone, one after another; then check, bigan, semisup and toys run at the same time, each
+# zoo, perf and syncs run first, alone, one after another; then check, bigan, semisup and toys run at the same time, each
 # job under SECONDS. Fashion-MNIST comes from $GAN_ZOO_DATA (the Debian package's four .gz files, carried to the
 # machine) or the Debian package. Everything comes back in $OUT/results.tgz (no checkpoints), rewritten after every
 # perf section (a device call returns few files).
 #
 # Usage: OUT=<dir> [GAN_ZOO_DATA=<dir>] bash benchmarks/gpu_session.sh [PARTS [SECONDS]]
 #   PARTS: comma list of the parts above (default: perf,check), SECONDS: the limit of each job after perf (360).
-# Env: ACC (gpu); perf: MEM (cuda), STEPS (25), WARMUP (10), REPEATS (5 for the first table, 3 for the others),
-#   MODELS and CONFIGS (default: every model and canonical64), LIMIT1/2/3 (250/130/150 s per table);
+# Env: ACC (gpu); zoo: ZOO, ZOO_IMAGES, ZOO_EVERY, ZOO_LIMIT (390 s), ZOO_ARGS_<model> (more fit.py options for that
+#   model's entries; pggan: "--fmap-base 8192 --fmap-max 256 --batch-size 64 --phase-images 60000
+#   --phase-images-per-res 32:60000"), ZOO_EXPORT_N (10000 samples);
+#   perf: MEM (cuda), STEPS (25), WARMUP (10), REPEATS (5 for the first table, 3 for the others), MODELS and CONFIGS (default: every model and canonical64), LIMIT1/2/3 (250/130/150 s per table);
 #   check: CHECK_PRECISIONS (32-true,bf16-mixed,16-mixed), CHECK_ARGS (--steps 150 --warmup 50);
 #   bigan: BIGAN_IMAGES (300000); semisup: LABELS (100,1000), SEMISUP_SEEDS (0,1,2), SEMISUP_IMAGES (300000);
 #   toys: ITER (12000), TOY_SEEDS (0,1,2,3,4), PAIRS (4 8), MPS (1; 0 = off).
+# Dry run of zoo on the CPU (minutes): ACC=cpu ZOO=dcgan.fmnist32,semisupgan.fmnist28 ZOO_IMAGES=256 ZOO_EVERY=128 \
+#   ZOO_ARGS_dcgan="--metric-samples 200" ZOO_ARGS_semisupgan="--metric-samples 200" \
+#   ZOO_EXPORT_N=200 OUT=/tmp/g bash benchmarks/gpu_session.sh zoo
 # Dry run on the CPU (seconds): ACC=cpu MEM=none STEPS=1 WARMUP=1 REPEATS=1 MODELS=dcgan CONFIGS=none \
 #   CHECK_PRECISIONS=32-true CHECK_ARGS="--models dcgan --steps 2 --warmup 1 --window 1" BIGAN_IMAGES=128 \
 #   LABELS=100 SEMISUP_SEEDS=0 SEMISUP_IMAGES=128 ITER=2 TOY_SEEDS=0 PAIRS=4 OUT=/tmp/g \
@@ -43,10 +57,36 @@ cd "$(dirname "$0")/.."  # the repository root: python -m benchmarks.X
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled
 has() { [[ "$PARTS" == *",$1,"* ]]; }
 note() { echo "$(date -u +%T) $2: exit $1" >> "$3"; }  # note STATUS NAME FILE
-pack() { (cd "$R/.." && tar czf results.tgz --exclude="*.ckpt" "$(basename "$R")"); }
+pack() { (cd "$R/.." && tar czf results.tgz --exclude="*.ckpt" --exclude=zoo_export "$(basename "$R")"); }
 (date -u; nproc; grep -m1 "model name" /proc/cpuinfo; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
  python3 -c "import torch, lightning, torchmetrics; print(torch.__version__, lightning.__version__, torchmetrics.__version__)"
  echo "parts: ${PARTS:1:-1}; limit per job: $LIMIT s") > "$R/env.txt" 2>&1
+
+if has zoo; then  # first, with the GPU to itself
+  Z="$R/zoo"; E="$R/zoo_export"
+  mkdir -p "$Z" "$E"
+  NAMES=${ZOO:-$(cd configs/zoo && ls -- *.yaml | sed 's/[.]yaml$//' | paste -sd, -)}
+  ZOO_ARGS_pggan=${ZOO_ARGS_pggan:---fmap-base 8192 --fmap-max 256 --batch-size 64 --phase-images 60000 --phase-images-per-res 32:60000}
+  ON=$( [ "$ACC" = gpu ] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || echo CPU)
+  for name in ${NAMES//,/ }; do
+    model=${name%%.*}; extra_var="ZOO_ARGS_$model"
+    ( OMP_NUM_THREADS=1 timeout "${ZOO_LIMIT:-390}" python3 scripts/fit.py --config "configs/zoo/$name.yaml" \
+        --accelerator "$ACC" --max-images "${ZOO_IMAGES:-600000}" --metrics-every-images "${ZOO_EVERY:-50000}" \
+        --logger csv --no-progress-bar ${!extra_var:-} --out "$Z/$name" > "$Z/$name.log" 2>&1
+      note $? "zoo fit $name" "$R/status.txt" ) &
+  done
+  wait
+  for name in ${NAMES//,/ }; do
+    [ -f "$Z/$name/checkpoints/last.ckpt" ] || continue
+    ( OMP_NUM_THREADS=2 timeout 240 python3 scripts/export_pretrained.py "$Z/$name" --name "$name" \
+        --recipe "configs/zoo/$name.yaml" --out "$E" --grid-dir "$E" --n "${ZOO_EXPORT_N:-10000}" \
+        --trained-on "$ON" >> "$Z/$name.log" 2>&1
+      note $? "zoo export $name" "$R/status.txt" ) &
+  done
+  wait
+  (cd "$E" && tar czf - --exclude='*.lock' .) | split -b 15M -d - "$R/../zoo.tgz."
+  pack
+fi
 
 if has perf; then
   P="$R/perf"

@@ -14,6 +14,10 @@
 
 ``--remeasure all --readme`` repeats step 2 on every shipped file and records the new values (after a change to a
 metric), then regenerates the README's table.
+
+``--import DIR`` takes entries exported elsewhere with ``--out DIR`` (on a GPU machine: ``benchmarks/gpu_session.sh``,
+part ``zoo``) into the zoo: each file is checked against its recorded sha256 and size and loaded before anything is
+copied, then copied with its sample grid, and its entry merged into the manifest.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +43,7 @@ import gan_zoo
 from gan_zoo import pretrained as zoo
 from gan_zoo import weights
 from gan_zoo.callbacks.samples import image_grid
+from gan_zoo.checkpoint_io import first_line
 from gan_zoo.cli import Parser, UserError, run_main
 from gan_zoo.datamodules import get_datamodule
 from gan_zoo.datamodules.base import to_float
@@ -65,6 +72,10 @@ def build_parser() -> Parser:
     p.add_argument("--remeasure", nargs="+", metavar="NAME", default=None,
                    help="measure shipped entries again (or 'all') and record the new metrics in the manifest, keeping "
                    "their files (add --readme to regenerate the README's table from it)")
+    p.add_argument("--import", dest="import_dir", metavar="DIR", default=None,
+                   help="take the entries exported into DIR (with --out DIR, on another machine) into the zoo: each "
+                   "file checked against its entry's sha256 and size, copied with its sample grid, its entry merged "
+                   "into the manifest")
     p.add_argument("--out", default=None, help="directory the file and manifest go to (default: the zoo's checkpoints/)")
     p.add_argument("--grid-dir", default=str(ROOT / "docs" / "pretrained"), help="where the sample grid goes")
     p.add_argument("--n", type=int, default=10_000, help="generated images for the recorded metrics")
@@ -152,6 +163,61 @@ def remeasure(names: list[str], args) -> None:
                                       if not k.endswith("_std")) + f"; CI {ci_check['value']:.4f}")
 
 
+def import_entries(source: Path, args) -> list[str]:
+    """``--import DIR``: merge the entries of ``DIR/zoo.json`` (an export made with ``--out DIR``, e.g. on a GPU
+    machine) into the zoo. Every entry is checked before anything is copied: its file must be in ``DIR`` with the
+    recorded sha256 and size, its fields complete. Each file is copied atomically, with its sample grid (``DIR`` or
+    the grid's recorded name in ``DIR``) into ``--grid-dir``; a previous file of the same entry is removed."""
+    manifest = source / zoo.MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"--import {source}: no {zoo.MANIFEST} there (export with --out {source} first)")
+    incoming = json.loads(manifest.read_text())
+    if not incoming:
+        raise UserError(f"--import {source}: {manifest} holds no entries")
+    for name, entry in incoming.items():
+        missing = [f for f in zoo.REQUIRED_FIELDS if f not in entry]
+        if missing:
+            raise UserError(f"--import: entry {name} lacks {', '.join(missing)}")
+        path = source / entry["file"]
+        if not path.is_file():
+            raise UserError(f"--import: entry {name}: {path} not found")
+        if path.stat().st_size != entry["size"] or weights.sha256_file(path) != entry["sha256"]:
+            raise UserError(f"--import: entry {name}: {path} does not match its recorded size and sha256 "
+                            "(truncated or altered in transfer?)")
+        try:
+            zoo.load_pretrained(str(path))
+        except Exception as e:  # noqa: BLE001 - any failure to load refuses the import, with its reason
+            raise UserError(f"--import: entry {name}: {path} does not load: {first_line(e)}") from e
+    directory = Path(args.out) if args.out else weights.CHECKPOINTS
+    grid_dir = Path(args.grid_dir)
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    manifest_file = directory / zoo.MANIFEST
+    for name, entry in incoming.items():
+        _copy_atomically(source / entry["file"], directory / entry["file"])
+        grid = source / Path(entry.get("sample_grid") or f"{name}.png").name
+        if grid.is_file():
+            _copy_atomically(grid, grid_dir / f"{name}.png")
+            target = (grid_dir / f"{name}.png").resolve()
+            entry["sample_grid"] = str(target.relative_to(ROOT)) if target.is_relative_to(ROOT) else str(target)
+        with _locked(manifest_file):
+            entries = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+            old = entries.get(name, {}).get("file")
+            entries[name] = entry
+            zoo.write_manifest(entries, manifest_file)
+        if old and old != entry["file"] and (directory / old).is_file():
+            (directory / old).unlink()
+        print(f"imported {name}: {entry['file']} ({entry['images_seen']} images seen)", file=sys.stderr)
+    return sorted(incoming)
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f, open(src, "rb") as g:
+        shutil.copyfileobj(g, f)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dst)
+
+
 README_BEGIN = "<!-- pretrained-table: generated by scripts/export_pretrained.py --readme -->"
 README_END = "<!-- /pretrained-table -->"
 
@@ -207,12 +273,14 @@ def _locked(path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.import_dir:
+        import_entries(Path(args.import_dir), args)
     if args.remeasure:
         remeasure(args.remeasure, args)
     if args.readme:
         update_readme(zoo.manifest())
         print("updated the README's table of pretrained models", file=sys.stderr)
-    if args.remeasure or args.readme:
+    if args.import_dir or args.remeasure or args.readme:
         return 0
     if not (args.run and args.name and args.recipe):
         raise UserError("give a run directory (or checkpoint), --name and --recipe; or --readme")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from torch.testing import assert_close
+from torchvision.utils import save_image
 
 import gan_zoo
 from gan_zoo import pretrained as zoo
@@ -291,3 +292,59 @@ def test_export_script_measures_and_records_an_entry(zoo_dir, tmp_path):
     assert again["ci_check"] == entry["ci_check"] and again["metrics"]["protocol"] == entry["metrics"]["protocol"]
     assert again["file"] == first and again["sha256"] == entry["sha256"]
     assert run_main(export_main, ["--remeasure", "nope.t16"]) == 2
+
+
+def _device_export(src, name, model):
+    """An export as ``export_pretrained.py --out src`` writes it on another machine: file, grid, full entry."""
+    src.mkdir(exist_ok=True)
+    path = zoo.export_pretrained(model, src, name, {"name": "fashion_mnist", "resolution": 16, "channels": 1})
+    grid = src / f"{name}.png"
+    save_image(torch.zeros(3, 8, 8), grid)
+    entry = {f: None for f in zoo.REQUIRED_FIELDS}
+    entry.update(model=model.model_name, file=path.name, sha256=weights.sha256_file(path), size=path.stat().st_size,
+                 images_seen=600_000, sample_grid=f"/elsewhere/results/zoo/{grid.name}")
+    zoo.write_manifest({name: entry}, src / zoo.MANIFEST)
+    return path
+
+
+def test_import_takes_an_export_made_elsewhere_into_the_zoo(zoo_dir, tmp_path, capsys):
+    from gan_zoo.cli import run_main
+    from gan_zoo.export import main as export_main
+
+    src, grids = tmp_path / "device", tmp_path / "grids"
+    first = _device_export(src, "dcgan.t16", tiny("dcgan"))
+    assert export_main(["--import", str(src), "--grid-dir", str(grids)]) == 0
+    entry = zoo.manifest()["dcgan.t16"]
+    assert (zoo_dir / first.name).read_bytes() == first.read_bytes() and entry["images_seen"] == 600_000
+    assert (grids / "dcgan.t16.png").is_file() and entry["sample_grid"] == str((grids / "dcgan.t16.png").resolve())
+    torch.testing.assert_close(gan_zoo.load_pretrained("dcgan.t16").sample(4, seed=0), tiny("dcgan").sample(4, seed=0))
+
+    # new weights for the entry replace its old file
+    torch.manual_seed(1)
+    other = gan_zoo.get_model("dcgan", channels=1, resolution=16, **TINY["dcgan"])
+    shutil.rmtree(src)
+    second = _device_export(src, "dcgan.t16", other)
+    assert second.name != first.name
+    assert export_main(["--import", str(src), "--grid-dir", str(grids)]) == 0
+    assert sorted(p.name for p in zoo_dir.glob("dcgan.t16-*.pt")) == [second.name]
+
+    # a file altered in transfer is refused before anything is copied
+    before = zoo.manifest()
+    shutil.rmtree(src)
+    third = _device_export(src, "lsgan.t16", tiny("lsgan"))
+    data = bytearray(third.read_bytes())
+    data[-10] ^= 0xFF
+    third.write_bytes(bytes(data))
+    assert run_main(export_main, ["--import", str(src), "--grid-dir", str(grids)]) == 2
+    assert "does not match its recorded size and sha256" in capsys.readouterr().err
+    assert zoo.manifest() == before and not list(zoo_dir.glob("lsgan.t16-*.pt"))
+    # a file that matches its entry but is no export is refused too
+    torch.save({"weights": torch.zeros(2)}, third)
+    entry = json.loads((src / zoo.MANIFEST).read_text())
+    entry["lsgan.t16"].update(sha256=weights.sha256_file(third), size=third.stat().st_size)
+    zoo.write_manifest(entry, src / zoo.MANIFEST)
+    assert run_main(export_main, ["--import", str(src), "--grid-dir", str(grids)]) == 2
+    assert "does not load" in capsys.readouterr().err and zoo.manifest() == before
+    # and a directory without a manifest names what it expected
+    assert run_main(export_main, ["--import", str(tmp_path / "empty")]) == 2
+    assert "no zoo.json there" in capsys.readouterr().err
