@@ -34,6 +34,7 @@ from gan_zoo.callbacks import ImagesBudget, ImagesCheckpoint, ImagesProgressBar,
 from gan_zoo.callbacks.checkpoint import FitInterrupted, SignalCatcher
 from gan_zoo.callbacks.divergence import DivergenceGuard
 from gan_zoo.callbacks.encoder import LinearProbe
+from gan_zoo.callbacks.clock import TrainClock
 from gan_zoo.callbacks.metrics import ImageMetrics
 from gan_zoo.callbacks.toy import ToyModeMetrics
 from gan_zoo.checkpoint_io import (AtomicCheckpointIO, first_line, hparam_differences, load_checkpoint,
@@ -364,10 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     signals = SignalCatcher()
     checkpoints = ImagesCheckpoint(out / "checkpoints", args.ckpt_every_images, args.snapshot_every_images,
                                    signals=signals)
-    # The guard first: where it checks, a non-finite loss stops the fit before that batch's checkpoint (which checks
-    # the weights itself before it writes). The budget before the checkpoint: the batch after which the fit stops is
-    # the one last.ckpt keeps.
+    # The clock first (it times the training step alone), then the guard: where it checks, a non-finite loss stops
+    # the fit before that batch's checkpoint (which checks the weights itself before it writes). The budget before the
+    # checkpoint: the batch after which the fit stops is the one last.ckpt keeps.
     callbacks = [
+        TrainClock(args.metrics_every_images),
         DivergenceGuard(out / "checkpoints" / "last.ckpt", every_n_steps=args.log_every_n_steps),
         ImagesBudget(max_images),
         checkpoints,

@@ -108,6 +108,12 @@ def test_resume_last_in_same_run_dir(tmp_path):
     kimg = lambda rows: sorted(round(float(r["train/kimg"]), 3) for r in rows if r.get("loss/d"))  # noqa: E731
     assert kimg(first) == [0.016, 0.032]
     assert kimg(read_metrics(tmp_path / "run")) == [0.048, 0.064]
+    # the training clock is logged at the end of each part (no periodic metrics here) and the resumed part goes on
+    # from the first part's sum
+    clock = [(int(r["step"]), float(r["time/train_seconds"])) for part in (first, read_metrics(tmp_path / "run"))
+             for r in part if r.get("time/train_seconds")]
+    assert [step for step, _ in clock] == [32, 64]
+    assert 0 < clock[0][1] < clock[1][1]
 
 
 @pytest.mark.slow
