@@ -9,7 +9,9 @@ Run each from the repository root as ``python -m benchmarks.NAME --help``:
   ``gpu_syncs``: host synchronisations per training step on CUDA;
 - ``toy_benchmark``: mode coverage on the 2D toys over seeds; ``semisup_benchmark``: the semi-supervised GAN against
   its supervised-only baseline; ``probe_benchmark``: linear probes of BiGAN / BigBiGAN encoders;
-  ``calibrate_metrics``: the floor and ceiling of FID / IS / KID for a domain extractor;
+  ``calibrate_metrics``: the floor and ceiling of FID / IS / KID for a domain extractor; ``yardstick``: the plain
+  PyTorch DCGAN at the zoo's protocol, the reference of every entry's FID curve; ``zoo_curves``: every run's FID
+  against images seen in one figure, and the zoo's table (FID / IS at fixed budgets, training time, own measures);
 - ``gpu_session.sh``: what a device session with a GPU runs, in one call;
 - ``lab``: investigations whose results docs/lab/ records (``bigan_pairing``, ``sgan_messengers``).
 

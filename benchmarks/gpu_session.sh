@@ -8,7 +8,9 @@
 #            measured (scripts/export_pretrained.py --out: weights-only file, metrics, grid, manifest), the exports
 #            coming back as $OUT/zoo.tgz.00, .01, ... (parts of 15 MiB: `cat zoo.tgz.* | tar xz -C DIR`, then
 #            `python scripts/export_pretrained.py --import DIR`) and the curves (each run's logs/metrics.csv) in
-#            results.tgz;
+#            results.tgz; beside the fits, the yardstick (benchmarks/yardstick.py: the plain PyTorch DCGAN at the same
+#            protocol; ZOO_YARDSTICK=0 leaves it out), and at the end every curve in one figure and table
+#            (benchmarks/zoo_curves.py: zoo_fid.png, zoo_table.md);
 #   perf     the throughput tables, one section after another with the GPU to itself, each under its own limit
 #            (benchmark.py rewrites its JSON after every model, so a section stopped at its limit keeps the models
 #            it finished): 0. the CUDA-only test of benchmark.py (in-process CUDA peak memory); 1. every model and
@@ -34,13 +36,13 @@
 #   PARTS: comma list of the parts above (default: perf,check), SECONDS: the limit of each job after perf (360).
 # Env: ACC (gpu); zoo: ZOO, ZOO_IMAGES, ZOO_EVERY, ZOO_LIMIT (390 s), ZOO_ARGS_<model> (more fit.py options for that
 #   model's entries; pggan: "--fmap-base 8192 --fmap-max 256 --batch-size 64 --phase-images 60000
-#   --phase-images-per-res 32:60000"), ZOO_EXPORT_N (10000 samples);
+#   --phase-images-per-res 32:60000"), ZOO_EXPORT_N (10000 samples), ZOO_YARDSTICK (1), YARDSTICK_ARGS;
 #   perf: MEM (cuda), STEPS (25), WARMUP (10), REPEATS (5 for the first table, 3 for the others), MODELS and CONFIGS (default: every model and canonical64), LIMIT1/2/3 (250/130/150 s per table);
 #   check: CHECK_PRECISIONS (32-true,bf16-mixed,16-mixed), CHECK_ARGS (--steps 150 --warmup 50);
 #   bigan: BIGAN_IMAGES (300000); semisup: LABELS (100,1000), SEMISUP_SEEDS (0,1,2), SEMISUP_IMAGES (300000);
 #   toys: ITER (12000), TOY_SEEDS (0,1,2,3,4), PAIRS (4 8), MPS (1; 0 = off).
 # Dry run of zoo on the CPU (minutes): ACC=cpu ZOO=dcgan.fmnist32,semisupgan.fmnist28 ZOO_IMAGES=256 ZOO_EVERY=128 \
-#   ZOO_ARGS_dcgan="--metric-samples 200" ZOO_ARGS_semisupgan="--metric-samples 200" \
+#   ZOO_ARGS_dcgan="--metric-samples 200" ZOO_ARGS_semisupgan="--metric-samples 200" YARDSTICK_ARGS="--metric-samples 200" \
 #   ZOO_EXPORT_N=200 OUT=/tmp/g bash benchmarks/gpu_session.sh zoo
 # Dry run on the CPU (seconds): ACC=cpu MEM=none STEPS=1 WARMUP=1 REPEATS=1 MODELS=dcgan CONFIGS=none \
 #   CHECK_PRECISIONS=32-true CHECK_ARGS="--models dcgan --steps 2 --warmup 1 --window 1" BIGAN_IMAGES=128 \
@@ -57,7 +59,7 @@ cd "$(dirname "$0")/.."  # the repository root: python -m benchmarks.X
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled
 has() { [[ "$PARTS" == *",$1,"* ]]; }
 note() { echo "$(date -u +%T) $2: exit $1" >> "$3"; }  # note STATUS NAME FILE
-pack() { (cd "$R/.." && tar czf results.tgz --exclude="*.ckpt" --exclude=zoo_export "$(basename "$R")"); }
+pack() { (cd "$R/.." && tar czf results.tgz --exclude="*.ckpt" --exclude=last.pt --exclude=zoo_export "$(basename "$R")"); }
 (date -u; nproc; grep -m1 "model name" /proc/cpuinfo; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
  python3 -c "import torch, lightning, torchmetrics; print(torch.__version__, lightning.__version__, torchmetrics.__version__)"
  echo "parts: ${PARTS:1:-1}; limit per job: $LIMIT s") > "$R/env.txt" 2>&1
@@ -75,6 +77,12 @@ if has zoo; then  # first, with the GPU to itself
         --logger csv --no-progress-bar ${!extra_var:-} --out "$Z/$name" > "$Z/$name.log" 2>&1
       note $? "zoo fit $name" "$R/status.txt" ) &
   done
+  if [ "${ZOO_YARDSTICK:-1}" = 1 ]; then  # the plain PyTorch DCGAN every entry is compared with, beside them
+    ( OMP_NUM_THREADS=1 timeout "${ZOO_LIMIT:-390}" python3 -m benchmarks.yardstick --out "$Z/yardstick" \
+        --device "$( [ "$ACC" = gpu ] && echo cuda || echo cpu )" --max-images "${ZOO_IMAGES:-600000}" \
+        --every-images "${ZOO_EVERY:-50000}" --no-progress-bar ${YARDSTICK_ARGS:-} > "$Z/yardstick.log" 2>&1
+      note $? "zoo yardstick" "$R/status.txt" ) &
+  fi
   wait
   for name in ${NAMES//,/ }; do
     [ -f "$Z/$name/checkpoints/last.ckpt" ] || continue
@@ -85,6 +93,11 @@ if has zoo; then  # first, with the GPU to itself
   done
   wait
   (cd "$E" && tar czf - --exclude='*.lock' .) | split -b 15M -d - "$R/../zoo.tgz."
+  CURVES=(); for d in "$Z"/*/; do [ -f "$d/logs/metrics.csv" ] && CURVES+=("$d"); done
+  YS=(); [ -f "$Z/yardstick/logs/metrics.csv" ] && YS=(--yardstick "$Z/yardstick")
+  python3 -m benchmarks.zoo_curves "${CURVES[@]}" "${YS[@]}" --png "$R/zoo_fid.png" > "$R/zoo_table.md" \
+    2>> "$R/status.txt"
+  note $? "zoo curves" "$R/status.txt"
   pack
 fi
 

@@ -115,7 +115,9 @@ def _run(model: nn.Module, loader, warmup: int, steps: int, step: StepFn, precis
 
 # --- DCGAN, LSGAN (gan_zoo/models/alternating.py) ---------------------------------------------------------------
 
-def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn, precision: str = "32-true") -> float:
+def alternating_step(model, d_loss_fn, g_loss_fn) -> tuple[StepFn, dict[str, torch.optim.Optimizer]]:
+    """The DCGAN / LSGAN training step as a plain function ``step(batch_idx, batch)`` on ``model``'s networks, with
+    the optimizers it steps (``{"g": ..., "d": ...}``, for a checkpoint of a loop that runs it)."""
     hp = model.hparams
     G, D, balance = model.generator, model.discriminator, model.balance
     opt_g = _adam(G.parameters(), hp)
@@ -156,13 +158,22 @@ def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn, p
         balance.observe_g_loss(loss_g)
         model.images_seen += n
 
+    return step, {"g": opt_g, "d": opt_d}
+
+
+def _alternating(model, loader, warmup: int, steps: int, d_loss_fn, g_loss_fn, precision: str = "32-true") -> float:
+    step, _ = alternating_step(model, d_loss_fn, g_loss_fn)
     return _run(model, loader, warmup, steps, step, precision)
 
 
-def plain_dcgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
+def dcgan_step(model) -> tuple[StepFn, dict[str, torch.optim.Optimizer]]:
+    """DCGAN's step (BCE for D with ``label_smoothing``, the non-saturating loss for G): ``alternating_step``."""
     real_target = 1.0 - model.hparams.label_smoothing
-    return _alternating(model, loader, warmup, steps, lambda r, f: bce_d_loss(r, f, real_target), ns_g_loss,
-                        precision)
+    return alternating_step(model, lambda r, f: bce_d_loss(r, f, real_target), ns_g_loss)
+
+
+def plain_dcgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:
+    return _run(model, loader, warmup, steps, dcgan_step(model)[0], precision)
 
 
 def plain_lsgan(model, loader, warmup: int, steps: int, precision: str = "32-true") -> float:

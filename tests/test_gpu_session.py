@@ -1,5 +1,6 @@
 """``benchmarks/gpu_session.sh``, part ``zoo``, dry-run on the CPU: a recipe trains with its metrics curve, is exported
-and measured, comes back in 15 MiB parts, and joins a zoo through ``export_pretrained.py --import``."""
+and measured, comes back in 15 MiB parts, and joins a zoo through ``export_pretrained.py --import``; the yardstick
+trains beside it and both curves come back in one table and figure."""
 
 import json
 import os
@@ -21,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_zoo_part_trains_exports_and_returns_an_importable_entry(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "ACC": "cpu", "ZOO": "dcgan.fmnist32", "ZOO_IMAGES": "256", "ZOO_EVERY": "128",
-           "ZOO_ARGS_dcgan": "--metric-samples 200", "ZOO_EXPORT_N": "200", "OUT": str(out)}
+           "ZOO_ARGS_dcgan": "--metric-samples 200", "YARDSTICK_ARGS": "--metric-samples 200", "ZOO_EXPORT_N": "200",
+           "OUT": str(out)}
     run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), "zoo"], env=env, capture_output=True,
                          text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     status = (out / "results" / "status.txt").read_text()
     assert "zoo fit dcgan.fmnist32: exit 0" in status and "zoo export dcgan.fmnist32: exit 0" in status
+    assert "zoo yardstick: exit 0" in status and "zoo curves: exit 0" in status
     # the curve comes back in results.tgz, without checkpoints or the exported weights
     with tarfile.open(out / "results.tgz") as t:
         names = t.getnames()
@@ -36,6 +39,10 @@ def test_the_zoo_part_trains_exports_and_returns_an_importable_entry(tmp_path):
     columns = header.split(",")
     fid, kimg = columns.index("metrics/fid200_fmnist-cnn_test"), columns.index("train/kimg")
     assert [float(r.split(",")[kimg]) for r in rows if r.split(",")[fid]] == [0.128, 0.256]
+    # beside it the yardstick's curve, and both in one table and figure
+    assert "results/zoo/yardstick/logs/metrics.csv" in names and "results/zoo_fid.png" in names
+    table = (out / "results" / "zoo_table.md").read_text().splitlines()
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| dcgan.fmnist32", "| yardstick (yardstick)"]
     # the export comes back in parts and joins a zoo
     parts = sorted(out.glob("zoo.tgz.*"))
     assert parts and all(p.stat().st_size <= 15 * 2 ** 20 for p in parts)
