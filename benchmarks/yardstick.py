@@ -4,7 +4,7 @@ protocol, so every entry's FID curve has a reference beside it.
     python -m benchmarks.yardstick --out runs/zoo/yardstick              # 600k images, FID / IS every 50k
     python -m benchmarks.yardstick --out runs/zoo/yardstick --device cuda
 
-The networks are the zoo DCGAN's (``ngf = ndf = 64``, batch norm, the paper's architecture), trained by the
+The networks are the zoo DCGAN's at the data's resolution (``ngf = ndf = 64``, batch norm in both), trained by the
 benchmarks' plain loop (``benchmarks.plain_loops.dcgan_step``: BCE for D, the non-saturating loss for G) with the
 PyTorch DCGAN example's settings: batch 64, Adam lr 2e-4, betas (0.5, 0.999), samples from the raw generator. Every
 ``--every-images`` images and at the end it measures FID / IS of ``--metric-samples`` samples against the test split

@@ -37,7 +37,9 @@ def test_csv_and_tensorboard_place_every_value_at_images_seen(tmp_path):
     assert main([*common, "--logger", "csv", "--out", str(tmp_path / "csv")]) == 0
     with open(tmp_path / "csv" / "logs" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in rows] == [16 * (i + 1) for i in range(8)]  # one row per batch of 16, at its images
+    # one row of losses per batch of 16, at its images, and the training clock's row at the end
+    assert [int(r["step"]) for r in rows if r["loss/d"]] == [16 * (i + 1) for i in range(8)]
+    assert [int(r["step"]) for r in rows if r["time/train_seconds"]] == [128] and len(rows) == 9
     for r in rows:
         assert float(r["train/kimg"]) == pytest.approx(int(r["step"]) / 1000)
 
