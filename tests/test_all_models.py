@@ -78,10 +78,13 @@ sys.path.insert(0, {root!r})
 import lightning as L, torch
 from tests.test_all_models import build, tiny_loader
 
-name, out, strategy = sys.argv[1], sys.argv[2], sys.argv[3]
-rank = int(os.environ.get("LOCAL_RANK", 0))  # the launcher sets it in the second process
+out, runs = sys.argv[1], json.loads(sys.argv[2])
+rank = int(os.environ["LOCAL_RANK"])  # started torchrun-style: Lightning launches nothing, the group is reused
 
 class Dump(L.Callback):
+    def __init__(self, path):
+        self.path = path
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 0:
             self.first = float(batch["x"].sum())
@@ -91,38 +94,51 @@ class Dump(L.Callback):
         # at the start of every step, then each rank updates them on its own batch)
         state = {{k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()}}
         extra = {{"seen": pl_module.images_seen, "choice": getattr(pl_module, "last_choice", None)}}
-        torch.save({{"state": state, "extra": json.dumps(extra), "first": self.first}},
-                   f"{{out}}/rank{{trainer.global_rank}}.pt")
+        torch.save({{"state": state, "extra": json.dumps(extra), "first": self.first}}, self.path)
 
-model = build(name)  # seeded: the same initial weights on both ranks
-if sys.argv[4:] == ["channels_last"]:
-    model.to(memory_format=torch.channels_last)
-L.seed_everything(100 + rank)  # then different latents on each rank, as in a real run
-trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1,
-                    limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                    enable_model_summary=False, callbacks=[Dump()])
-trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
+for name, strategy, fmt in runs:
+    model = build(name)  # seeded: the same initial weights on both ranks
+    if fmt == "channels_last":
+        model.to(memory_format=torch.channels_last)
+    L.seed_everything(100 + rank, verbose=False)  # then different latents on each rank, as in a real run
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1,
+                        limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[Dump(f"{{out}}/{{name}}-{{strategy}}-{{fmt}}-rank{{rank}}.pt")])
+    trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
 '''
+DDP_STRATEGIES = ["gan_ddp", "ddp_find_unused_parameters_true"]
+DDP_RUNS = [(name, strategy, "contiguous") for name in sorted(TINY) for strategy in DDP_STRATEGIES] + [
+    ("dcgan", strategy, "channels_last") for strategy in DDP_STRATEGIES]
 
 
-def run_ddp(tmp_path, out, *args: str) -> None:
-    """Run DDP_SCRIPT in 2 CPU processes (``args``: model name, strategy[, "channels_last"]); ranks dump to ``out``."""
-    script = tmp_path / "ddp.py"
-    if not script.exists():
-        script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
-    name, *rest = args
-    r = subprocess.run([sys.executable, str(script), name, str(out), *rest], capture_output=True, text=True,
-                       timeout=300, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.returncode == 0, r.stderr[-3000:]
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory):
+    """Every run of ``DDP_RUNS`` (model, strategy, memory format) in one pair of CPU processes (gloo), started as
+    ``torchrun`` starts them; ``load(name, strategy, fmt, rank)`` reads what a rank dumped at the end of its fit."""
+    from tests.test_multinode import free_port
+
+    out = tmp_path_factory.mktemp("ddp")
+    script = out / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2", "NODE_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(out), json.dumps(DDP_RUNS)], cwd=str(ROOT),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in (0, 1)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+
+    def load(name, strategy, fmt="contiguous", rank=0):
+        return torch.load(out / f"{name}-{strategy}-{fmt}-rank{rank}.pt", weights_only=True)
+
+    return load
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["gan_ddp", "ddp_find_unused_parameters_true"])
+@pytest.mark.parametrize("strategy", DDP_STRATEGIES)
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, strategy, tmp_path):
-    run_ddp(tmp_path, tmp_path, name, strategy)
-    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+def test_ddp_two_processes_keep_every_model_identical_on_both_ranks(name, strategy, ddp_runs):
+    a, b = ddp_runs(name, strategy, rank=0), ddp_runs(name, strategy, rank=1)
     assert a["first"] != b["first"]  # the ranks trained on different images
     ea, eb = json.loads(a["extra"]), json.loads(b["extra"])
     assert ea == eb and ea["seen"] == 4 * 8 * 2  # the same images-seen count (both ranks' batches), same EGAN choice
@@ -176,15 +192,9 @@ def test_resume_mid_epoch_continues_every_model_exactly(name, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dcgan", "egan"])
-def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, tmp_path):
+def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, ddp_runs):
     """gan_ddp (per-optimizer all-reduce, no wrapper) and Lightning's DDP average the same gradients: same weights."""
-    states = {}
-    for strategy in ("gan_ddp", "ddp_find_unused_parameters_true"):
-        out = tmp_path / strategy
-        out.mkdir()
-        run_ddp(tmp_path, out, name, strategy)
-        states[strategy] = torch.load(out / "rank0.pt", weights_only=True)["state"]
-    a, b = states.values()
+    a, b = (ddp_runs(name, strategy)["state"] for strategy in DDP_STRATEGIES)
     fresh = dict(build(name).named_parameters())
     assert sum(not torch.equal(v, fresh[k]) for k, v in a.items()) > len(a) // 2  # most parameters trained
     for k in a:  # equal up to the summation order of the two all-reduces
@@ -192,18 +202,13 @@ def test_gan_ddp_trains_the_same_weights_as_lightning_ddp(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["gan_ddp", "ddp_find_unused_parameters_true"])
-def test_ddp_with_channels_last_weights_trains_the_same_weights(strategy, tmp_path):
+@pytest.mark.parametrize("strategy", DDP_STRATEGIES)
+def test_ddp_with_channels_last_weights_trains_the_same_weights(strategy, ddp_runs):
     """fit.py's default format under both DDP strategies: gradients of channels-last weights are averaged element
     for element (gan_ddp flattens them in logical order; Lightning's DDP buckets them), so the same run in the
     contiguous format ends with the same weights up to the convolutions' summation order."""
-    states = {}
-    for fmt in ("contiguous", "channels_last"):
-        out = tmp_path / fmt
-        out.mkdir()
-        run_ddp(tmp_path, out, "dcgan", strategy, fmt)
-        states[fmt] = [torch.load(out / f"rank{i}.pt", weights_only=True)["state"] for i in (0, 1)]
-    (a0, a1), (b0, b1) = states["contiguous"], states["channels_last"]
+    a0 = ddp_runs("dcgan", strategy)["state"]
+    b0, b1 = (ddp_runs("dcgan", strategy, "channels_last", rank)["state"] for rank in (0, 1))
     assert any(v.dim() == 4 and not v.is_contiguous() for v in b0.values())  # the run really was channels-last
     fresh = dict(build("dcgan").named_parameters())
     assert sum(not torch.equal(v, fresh[k]) for k, v in b0.items()) > len(b0) // 2
