@@ -21,12 +21,29 @@ from tests.test_fit import SMALL
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def resume_and_compare(command, run, full, env):
-    """Resume ``run`` with ``command`` and check it ends bitwise equal to the uninterrupted ``full`` run: at most
-    the work since the last checkpoint was redone, and redone exactly."""
-    resumed = subprocess.run(command, capture_output=True, text=True, env=env)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def interrupted_fit(tmp_path_factory):
+    """The command of a 4,800-image DCGAN fit on 480 images (30 batches of 16 an epoch) and that fit's last
+    checkpoint run to the end without interruption: the run every interrupted and resumed fit must equal."""
+    root = tmp_path_factory.mktemp("interrupted_fit")
+    write_mnist(root / "data", n_train=480)
+    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
+              str(root / "data"), "--seed", "3", "--max-images", "4800", *SMALL]
+    full = subprocess.run([*common, "--logger", "none", "--ckpt-every-images", "4800", "--out", str(root / "full")],
+                          capture_output=True, text=True, env=ENV)
+    assert full.returncode == 0, full.stderr[-2000:]
+    return common, root / "full" / "checkpoints" / "last.ckpt"
+
+
+def resume_and_compare(command, run, full_ckpt):
+    """Resume ``run`` with ``command`` and check it ends bitwise equal to the uninterrupted run's ``full_ckpt``: at
+    most the work since the last checkpoint was redone, and redone exactly (checkpoint cadence and logger aside)."""
+    resumed = subprocess.run(command, capture_output=True, text=True, env=ENV)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)
+    a = torch.load(full_ckpt, weights_only=True)
     b = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert b["gan_zoo"]["images_seen"] == 4800
     for k in a["state_dict"]:
@@ -34,18 +51,12 @@ def resume_and_compare(command, run, full, env):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(tmp_path):
-    write_mnist(tmp_path / "data", n_train=480)  # 30 batches of 16 per epoch
-    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
-              str(tmp_path / "data"), "--logger", "none", "--seed", "3", "--max-images", "4800",
-              "--ckpt-every-images", "400", *SMALL]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run([*common, "--out", str(tmp_path / "full")], capture_output=True, text=True, env=env)
-    assert full.returncode == 0, full.stderr[-2000:]
-
+def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(tmp_path, interrupted_fit):
+    command, full_ckpt = interrupted_fit
+    common = [*command, "--logger", "none", "--ckpt-every-images", "400"]
     run = tmp_path / "killed"
     last = run / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen([*common, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen([*common, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.005)
@@ -56,7 +67,7 @@ def test_sigkill_mid_epoch_then_resume_from_last_matches_the_uninterrupted_run(t
     seen = ckpt["gan_zoo"]["images_seen"]
     assert 400 <= seen < 4800 and seen % 16 == 0
 
-    resume_and_compare([*common, "--out", str(run), "--ckpt-path", "last"], run, tmp_path / "full", env)
+    resume_and_compare([*common, "--out", str(run), "--ckpt-path", "last"], run, full_ckpt)
 
 
 KILL_DURING_WRITE = '''
@@ -200,18 +211,13 @@ def test_a_ddp_checkpoint_resumes_on_one_device_and_the_reverse(tmp_path, first,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_matches(tmp_path, sig, status):
-    write_mnist(tmp_path / "data", n_train=480)
-    common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
-              str(tmp_path / "data"), "--logger", "csv", "--log-every-n-steps", "1", "--seed", "3",
-              "--max-images", "4800", "--ckpt-every-images", "4800", *SMALL]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run([*common, "--out", str(tmp_path / "full")], capture_output=True, text=True, env=env)
-    assert full.returncode == 0, full.stderr[-2000:]
-
+def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_matches(tmp_path, sig, status,
+                                                                                   interrupted_fit):
+    command, full_ckpt = interrupted_fit
+    common = [*command, "--logger", "csv", "--log-every-n-steps", "1", "--ckpt-every-images", "4800"]
     run = tmp_path / "stopped"
     proc = subprocess.Popen([*common, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            env=ENV, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not list(run.rglob("metrics.csv")):
         time.sleep(0.01)
@@ -226,7 +232,7 @@ def test_a_signal_mid_fit_checkpoints_exits_with_its_status_and_the_resume_match
     resume = f"python {ROOT / 'scripts' / 'fit.py'} --config {run / 'config.yaml'} --ckpt-path last"
     assert line == f"interrupted by {sig.name} at {seen} images seen: wrote {last}; resume with: {resume}", err[-2000:]
     # the printed command, run as printed, finishes the fit exactly
-    resume_and_compare([sys.executable, *shlex.split(resume)[1:]], run, tmp_path / "full", env)
+    resume_and_compare([sys.executable, *shlex.split(resume)[1:]], run, full_ckpt)
 
 
 def test_a_resumed_fit_removes_the_temporary_a_killed_write_left(tmp_path):
