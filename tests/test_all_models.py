@@ -101,9 +101,10 @@ for name, strategy, fmt in runs:
     if fmt == "channels_last":
         model.to(memory_format=torch.channels_last)
     L.seed_everything(100 + rank, verbose=False)  # then different latents on each rank, as in a real run
+    dump = Dump(f"{{out}}/{{name}}-{{strategy}}-{{fmt}}-rank{{rank}}.pt")
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1,
                         limit_train_batches=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[Dump(f"{{out}}/{{name}}-{{strategy}}-{{fmt}}-rank{{rank}}.pt")])
+                        enable_model_summary=False, callbacks=[dump])
     trainer.fit(model, tiny_loader(n=128, rank=rank, world_size=2))
 '''
 DDP_STRATEGIES = ["gan_ddp", "ddp_find_unused_parameters_true"]
