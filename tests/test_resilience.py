@@ -197,10 +197,9 @@ def test_a_ddp_checkpoint_resumes_on_one_device_and_the_reverse(tmp_path, first,
     run = tmp_path / "run"
     common = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
               str(tmp_path / "data"), "--logger", "none", "--out", str(run), *SMALL]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for mode, images, extra in ((first, "64", []), (second, "192", ["--ckpt-path", "last"])):
         cmd = [*common, "--max-images", images, *extra, *(DDP_RESUME if mode == "ddp" else [])]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
         ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
         assert ckpt["gan_zoo"]["images_seen"] == int(images)
@@ -286,8 +285,7 @@ def test_csv_rows_are_on_disk_as_they_are_logged_and_survive_sigkill(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "fit.py"), "--model", "dcgan", "--data", "mnist", "--data-dir",
            str(tmp_path / "data"), "--logger", "csv", "--max-images", "48000", "--ckpt-every-images", "100000",
            "--out", str(run), *SMALL]  # SMALL logs every step; no checkpoint (which flushes loggers) comes first
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     seen: list[str] = []
     deadline = time.time() + 120
     while len(seen) < 6 and time.time() < deadline and proc.poll() is None:
