@@ -326,12 +326,16 @@ class GANModule(L.LightningModule):
 
     def _data_info(self) -> dict:
         """What the model was trained on (for evaluation without the run's config): the data set's name, resolution,
-        channels and resize mode. Never its directory: the user says where data lives, a checkpoint never does."""
+        channels and resize mode, and the number of labeled images where it trained semi-supervised. Never its
+        directory: the user says where data lives, a checkpoint never does."""
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             return {}
-        return {"name": dm.name, "resolution": dm.resolution, "channels": dm.channels,
+        info = {"name": dm.name, "resolution": dm.resolution, "channels": dm.channels,
                 "resize_mode": getattr(dm, "resize_mode", "resize")}
+        if getattr(dm, "num_labeled", 0):
+            info["num_labeled"] = int(dm.num_labeled)
+        return info
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("gan_zoo")

@@ -237,7 +237,8 @@ def readme_table(entries: dict[str, dict]) -> str:
         v = e["metrics"]["values"]
         also = []
         if "metrics/test_acc" in v:
-            also.append(f"test accuracy {v['metrics/test_acc']:.1f} %")
+            labels = e["data"].get("num_labeled")
+            also.append(f"test accuracy {v['metrics/test_acc']:.1f} %" + (f" ({labels} labels)" if labels else ""))
         for k, label in (("metrics/probe_acc", "probe (pooled features)"), ("metrics/probe_z_acc", "probe (latents)")):
             if k in v:
                 also.append(f"linear {label} {v[k]:.1f} %")

@@ -38,7 +38,7 @@ from gan_zoo.registry import MODELS
 
 FORMAT = "gan_zoo.pretrained/1"
 MANIFEST = "zoo.json"
-DATA_FIELDS = ("name", "resolution", "channels", "resize_mode")  # all a file may say about its data: no paths
+DATA_FIELDS = ("name", "resolution", "channels", "resize_mode", "num_labeled")  # all a file may say of its data: no paths
 REQUIRED_FIELDS = ("model", "file", "sha256", "size", "num_params", "hparams", "data", "resolution", "channels",
                    "images_seen", "metrics", "ci_check", "recipe", "versions", "license")
 

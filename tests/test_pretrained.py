@@ -265,6 +265,11 @@ def test_export_script_measures_and_records_an_entry(zoo_dir, tmp_path):
     for field in zoo.REQUIRED_FIELDS:
         assert field in entry, field
     assert entry["images_seen"] == 64 and entry["resolution"] == 16 and entry["data"]["name"] == "fashion_mnist"
+    assert entry["data"]["num_labeled"] == 100  # the model's default label count, recorded by the fit's checkpoint
+    from gan_zoo.export import readme_table
+
+    acc = entry["metrics"]["values"]["metrics/test_acc"]
+    assert f"test accuracy {acc:.1f} % (100 labels)" in readme_table({"semisupgan.t16": entry})
     assert entry["modules"] == ["discriminator_ema", "generator_ema"]
     v = entry["metrics"]["values"]
     assert v["metrics/fid200_fmnist-cnn_test"] > 0 and 0 <= v["metrics/test_acc"] <= 100
