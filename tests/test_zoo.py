@@ -65,8 +65,9 @@ def test_entry_matches_its_file_and_the_live_model(name):
     assert recipe.get("resolution", entry["resolution"]) == entry["resolution"]
     assert recipe["max_images"] <= entry["images_seen"] < recipe["max_images"] + 1024
     assert (ROOT / entry["sample_grid"]).is_file()
-    if "test_acc" in " ".join(entry["metrics"]["values"]):
+    if "test_acc" in " ".join(entry["metrics"]["values"]):  # a classifier states how many labels it learnt from
         assert model.classify is not None
+        assert entry["data"]["num_labeled"] == recipe.get("num_labeled", model.default_num_labeled) > 0
     if entry["model"] in ("bigan", "bigbigan"):
         assert model.encode(x).shape == (8, entry["hparams"]["latent_dim"])
 
