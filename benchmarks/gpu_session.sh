@@ -21,7 +21,8 @@
 #   check    benchmark.py --check: every model in 32-true / bf16-mixed / 16-mixed on Fashion-MNIST 32x32, finite
 #            losses and samples, images/s (quotable only when check runs alone: the parts below load the GPU);
 #   bigan    BigBiGAN-lite and BiGAN on Fashion-MNIST 32x32 (FID, reconstruction grids), then probe_benchmark.py;
-#   semisup  semisup_benchmark.py at a longer budget (100 and 1,000 labels, 3 seeds, GAN vs baseline, 12 at a time);
+#   semisup  semisup_benchmark.py, the default (DCGAN-style) networks: 100 and 1,000 labels, 5 label draws, GAN vs
+#            baseline, the accuracy every 50k images, 12 at a time; records in semisup.jsonl;
 #   toys     SGAN on grid25 with 4 and with 8 local pairs (5 seeds each, 12,000 iterations, one GPU process
 #            per run, all at once; under MPS when the machine has it and a CUDA client works under it, so the small
 #            processes share the GPU instead of time-slicing it). Measured on an H200 under MPS with all ten runs at
@@ -39,7 +40,7 @@
 #   --phase-images-per-res 32:60000"), ZOO_EXPORT_N (10000 samples), ZOO_YARDSTICK (1), YARDSTICK_ARGS;
 #   perf: MEM (cuda), STEPS (25), WARMUP (10), REPEATS (5 for the first table, 3 for the others), MODELS and CONFIGS (default: every model and canonical64), LIMIT1/2/3 (250/130/150 s per table);
 #   check: CHECK_PRECISIONS (32-true,bf16-mixed,16-mixed), CHECK_ARGS (--steps 150 --warmup 50);
-#   bigan: BIGAN_IMAGES (300000); semisup: LABELS (100,1000), SEMISUP_SEEDS (0,1,2), SEMISUP_IMAGES (300000);
+#   bigan: BIGAN_IMAGES (300000); semisup: LABELS (100,1000), SEMISUP_SEEDS (0,1,2,3,4), SEMISUP_IMAGES (300000);
 #   toys: ITER (12000), TOY_SEEDS (0,1,2,3,4), PAIRS (4 8), MPS (1; 0 = off).
 # Dry run of zoo on the CPU (minutes): ACC=cpu ZOO=dcgan.fmnist32,semisupgan.fmnist28 ZOO_IMAGES=256 ZOO_EVERY=128 \
 #   ZOO_ARGS_dcgan="--metric-samples 200" ZOO_ARGS_semisupgan="--metric-samples 200" YARDSTICK_ARGS="--metric-samples 200" \
@@ -164,8 +165,9 @@ if has bigan; then
 fi
 if has semisup; then
   ( timeout "$LIMIT" python3 -m benchmarks.semisup_benchmark --data fashion_mnist --labels "${LABELS:-100,1000}" \
-      --seeds "${SEMISUP_SEEDS:-0,1,2}" --max-images "${SEMISUP_IMAGES:-300000}" --jobs 12 --extra "--accelerator $ACC" \
-      --out "$R/semisup" --json "$R/semisup.json" > "$R/semisup.log" 2>&1
+      --seeds "${SEMISUP_SEEDS:-0,1,2,3,4}" --max-images "${SEMISUP_IMAGES:-300000}" --every-images 50000 --jobs 12 \
+      --extra "--accelerator $ACC" --out "$R/semisup" --json "$R/semisup.json" --jsonl "$R/semisup.jsonl" \
+      > "$R/semisup.log" 2>&1
     note $? semisup "$R/status.txt" ) &
 fi
 if has toys; then
