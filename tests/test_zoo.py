@@ -72,14 +72,14 @@ def test_entry_matches_its_file_and_the_live_model(name):
         assert model.encode(x).shape == (8, entry["hparams"]["latent_dim"])
 
 
-@needs_fmnist
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def fresh_cache(tmp_path_factory):
     """A cache of real statistics that starts empty: the first entry's check computes them, the others reuse them."""
     return tmp_path_factory.mktemp("cache")
 
 
+@needs_fmnist
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_entry_fid_is_still_what_the_manifest_records(name, tmp_path, fresh_cache):
     """Re-measure each entry's small FID: a silent change in a model, the sampler or the metric fails here. It runs
