@@ -16,15 +16,19 @@ Run each from the repository root as ``python -m benchmarks.NAME --help``:
 - ``lab``: investigations whose results docs/lab/ records (``bigan_pairing``, ``sgan_messengers``).
 
 The results and the commands that produced them are in BENCHMARKS.md and docs/lab/. ``run_fit`` is the one way
-``toy_benchmark`` and ``semisup_benchmark`` run a fit: in a subprocess, one thread, resumable.
+``toy_benchmark`` and ``semisup_benchmark`` run a fit: in a subprocess, one thread, resumable; ``read_run`` reads a
+run's CSV log whole (the parts a resumed fit leaves) for them and for ``zoo_curves``.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import time
 from pathlib import Path
+
+from gan_zoo.errors import UserError
 
 
 def run_fit(cmd: list[str], out: Path, resume: bool) -> tuple[int, dict]:
@@ -54,3 +58,31 @@ def run_fit(cmd: list[str], out: Path, resume: bool) -> tuple[int, dict]:
     ended = [float(v) for v in walls.read_text().split()]
     started = len(starts.read_text().split())
     return rc, {"wall_s": round(sum(ended), 1), "attempts": started, "wall_complete": len(ended) == started}
+
+
+def read_run(directory: str | Path) -> dict[int, dict[str, float]]:
+    """``{images seen: {key: value}}`` from ``<directory>/logs/metrics.csv`` and the earlier parts of a resumed fit
+    (``metrics.1.csv``, ``metrics.2.csv``, ...: ``gan_zoo.loggers.keep_earlier_csv``), in order: rows of the same step
+    merged, a later part's value winning, empty cells left out."""
+    logs = Path(directory) / "logs"
+    if not (logs / "metrics.csv").is_file():
+        raise UserError(f"{directory}: no logs/metrics.csv (train with --logger csv, or point at a run directory)")
+    parts = []
+    while (logs / f"metrics.{len(parts) + 1}.csv").is_file():
+        parts.append(logs / f"metrics.{len(parts) + 1}.csv")
+    by_step: dict[int, dict[str, float]] = {}
+    for path in [*parts, logs / "metrics.csv"]:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if not row.get("step"):
+                    continue
+                step = int(float(row["step"]))
+                for k, v in row.items():
+                    if k != "step" and v not in ("", None):
+                        by_step.setdefault(step, {})[k] = float(v)
+    return dict(sorted(by_step.items()))
+
+
+def series(run: dict[int, dict[str, float]], key: str) -> list[tuple[int, float]]:
+    """``[(images seen, value)]`` of ``key`` in a ``read_run`` log, in order."""
+    return [(step, values[key]) for step, values in run.items() if key in values]

@@ -20,7 +20,6 @@ recorded runs that match ``--data``, ``--labels``, ``--seeds``, ``--max-images``
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -29,7 +28,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks import run_fit
+from benchmarks import read_run, run_fit, series
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("gan", "baseline")
@@ -52,9 +51,7 @@ def run_one(args, labels: int, seed: int, method: str) -> dict:
            "extra": args.extra, **timing}
     if rc != 0:
         return {**rec, "error": (out / "fit.log").read_text()[-1500:]}
-    with open(out / "logs" / "metrics.csv") as f:
-        curve = [(int(row["step"]), float(row["metrics/test_acc"])) for row in csv.DictReader(f)
-                 if row.get("metrics/test_acc")]
+    curve = series(read_run(out), "metrics/test_acc")  # every attempt's part of the log
     return {**rec, "test_acc": curve[-1][1], "curve": curve}
 
 
@@ -100,7 +97,7 @@ def read_results(path: str, args) -> list[dict]:
     return list(latest.values())
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="fashion_mnist")
     p.add_argument("--labels", default="100,1000")
@@ -119,6 +116,11 @@ def main(argv=None) -> int:
                         "was killed with the benchmark)")
     p.add_argument("--summarize", default=None, metavar="JSONL",
                    help="run nothing: print the table of the runs recorded in JSONL that match the selection")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.summarize:
         print(table(read_results(args.summarize, args)))

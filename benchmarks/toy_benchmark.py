@@ -28,7 +28,6 @@ holds and continues an interrupted run from its last checkpoint; ``--summarize``
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -37,7 +36,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks import run_fit
+from benchmarks import read_run, run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,10 +56,9 @@ def run_one(args, model: str, toy: str, seed: int) -> dict:
     if rc != 0:
         return {"model": model, "toy": toy, "seed": seed, "error": log.read_text()[-1500:], **timing,
                 **settings(args, model)}
-    with open(out / "logs" / "metrics.csv") as f:
-        row = [row for row in csv.DictReader(f) if row.get("toy/modes")][-1]
-    return {"model": model, "toy": toy, "seed": seed, "modes": float(row["toy/modes"]),
-            "hq_percent": float(row["toy/hq_percent"]), "reverse_kl": float(row["toy/reverse_kl"]),
+    row = [values for values in read_run(out).values() if "toy/modes" in values][-1]  # every attempt's log
+    return {"model": model, "toy": toy, "seed": seed, "modes": row["toy/modes"],
+            "hq_percent": row["toy/hq_percent"], "reverse_kl": row["toy/reverse_kl"],
             **timing, **settings(args, model),
             "hparams": model_hparams(out)}
 

@@ -22,42 +22,15 @@ Where a run logged FID of several sample counts or extractors, ``--fid`` picks t
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
 
+from benchmarks import read_run, series
 from gan_zoo.errors import UserError
 
 # own measures, in the order they are reported
 OWN = ("metrics/test_acc", "metrics/probe_acc", "metrics/probe_z_acc", "toy/modes", "toy/hq_percent", "toy/reverse_kl")
-
-
-def read_run(directory: str | Path) -> dict[int, dict[str, float]]:
-    """``{images seen: {key: value}}`` from ``<directory>/logs/metrics.csv`` and the earlier parts of a resumed fit
-    (``metrics.1.csv``, ``metrics.2.csv``, ...: ``gan_zoo.loggers.keep_earlier_csv``), in order: rows of the same step
-    merged, a later part's value winning, empty cells left out."""
-    logs = Path(directory) / "logs"
-    if not (logs / "metrics.csv").is_file():
-        raise UserError(f"{directory}: no logs/metrics.csv (train with --logger csv, or point at a run directory)")
-    parts = []
-    while (logs / f"metrics.{len(parts) + 1}.csv").is_file():
-        parts.append(logs / f"metrics.{len(parts) + 1}.csv")
-    by_step: dict[int, dict[str, float]] = {}
-    for path in [*parts, logs / "metrics.csv"]:
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if not row.get("step"):
-                    continue
-                step = int(float(row["step"]))
-                for k, v in row.items():
-                    if k != "step" and v not in ("", None):
-                        by_step.setdefault(step, {})[k] = float(v)
-    return dict(sorted(by_step.items()))
-
-
-def series(run: dict[int, dict[str, float]], key: str) -> list[tuple[int, float]]:
-    return [(step, values[key]) for step, values in run.items() if key in values]
 
 
 def fid_key(runs: dict[str, dict], wanted: str | None) -> str:

@@ -28,6 +28,21 @@ def test_summary_gives_standard_errors_and_the_paired_gain(tmp_path, capsys):
                     "| fashion_mnist | 100 | baseline | 68.33 +- 1.20 | 3 | 66.00, 69.00, 70.00 |  | 10 |"]
 
 
+def test_a_resumed_runs_curve_holds_every_attempts_evaluations(tmp_path, monkeypatch):
+    # a fit resumed with --ckpt-path last keeps its earlier log as metrics.1.csv and starts metrics.csv afresh
+    def fake_run_fit(cmd, out, resume):
+        logs = out / "logs"
+        logs.mkdir(parents=True)
+        (logs / "metrics.1.csv").write_text("step,loss/d,metrics/test_acc\n16,0.5,\n32,,51.5\n")
+        (logs / "metrics.csv").write_text("step,metrics/test_acc\n48,\n64,60.25\n")
+        return 0, {"wall_s": 1.0, "attempts": 2, "wall_complete": True}
+
+    monkeypatch.setattr(semisup_benchmark, "run_fit", fake_run_fit)
+    args = semisup_benchmark.build_parser().parse_args(["--out", str(tmp_path), "--max-images", "64"])
+    rec = semisup_benchmark.run_one(args, 20, 0, "gan")
+    assert rec["curve"] == [(32, 51.5), (64, 60.25)] and rec["test_acc"] == 60.25
+
+
 @needs_fmnist
 def test_a_tiny_pair_records_accuracy_curves_and_resume_skips_it(tmp_path, capsys):
     jsonl = tmp_path / "runs.jsonl"
