@@ -1,6 +1,7 @@
 """PGGAN: layers against their formulas, fade-in identities, the schedule, and the resume-mid-fade round trip."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from gan_zoo.models.pggan import ProgressiveSchedule, Stage
 from gan_zoo.networks.pggan import EqualizedConv2d, EqualizedLinear, MinibatchStd, PixelNorm, PGGenerator, num_levels
 from tests.helpers import StepRecorder, param_names, random_loader, tiny_trainer
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(resolution=16, latent_dim=8, fmap_base=64, fmap_max=8, phase_images=32)
 
 
@@ -102,6 +104,16 @@ def test_schedule_maps_images_seen_to_stages():
     assert s.at(325) == Stage(2, 0.25, 3, 16, True)
     assert s.at(499) == Stage(2, 1.0, 4, 16, False)
     assert s.at(10_000) == Stage(2, 1.0, 4, 16, False)  # past the end: stay at the final resolution
+
+
+def test_the_readmes_first_command_trains_the_default_schedule_it_states():
+    # `python scripts/fit.py --model pggan` on Fashion-MNIST: 32x32, widths 64, 64, 32, 16, 18,000 images per phase
+    model = gan_zoo.get_model("pggan")
+    assert model.generator.widths == [64, 64, 32, 16]
+    assert [length for _, _, _, length in model.schedule.phases] == [18_000] * 7
+    assert model.default_max_images == 126_000 and model.schedule.at(125_999).resolution == 32
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "126,000 images" in readme and "widths 64, 64, 32, 16" in readme
 
 
 def test_schedule_with_per_resolution_lengths_and_batch_sizes():

@@ -17,6 +17,7 @@ import gan_zoo
 from gan_zoo import pretrained as zoo
 from gan_zoo import weights
 from gan_zoo.checkpoint_io import current_hparams
+from gan_zoo.cli import init_params
 from gan_zoo.models import get_model_class
 from tests.conftest import needs_fmnist
 
@@ -64,6 +65,13 @@ def test_entry_matches_its_file_and_the_live_model(name):
     assert recipe["model"] == entry["model"] and recipe["data"] == entry["data"]["name"]
     assert recipe.get("resolution", entry["resolution"]) == entry["resolution"]
     assert recipe["max_images"] <= entry["images_seen"] < recipe["max_images"] + 1024
+    # ... with the entry's hyperparameters: the recipe's options on top of today's defaults rebuild every recorded
+    # value (a changed default must be pinned in the recipe, or the recipe no longer trains what it shipped)
+    options = {k: v for k, v in recipe.items() if k in init_params(get_model_class(entry["model"]))}
+    rebuilt = gan_zoo.get_model(entry["model"], **{**options, "channels": entry["channels"],
+                                                   "resolution": entry["resolution"]}).hparams
+    recorded = current_hparams(entry["model"], entry["hparams"])
+    assert {k: rebuilt[k] for k in recorded} == recorded
     assert (ROOT / entry["sample_grid"]).is_file()
     if "test_acc" in " ".join(entry["metrics"]["values"]):  # a classifier states how many labels it learnt from
         assert model.classify is not None

@@ -103,9 +103,11 @@ class PGGAN(GANModule):
         channels: image channels.
         resolution: final resolution, a power of two (4 ... 1024); 28x28 data is resized (or padded) to 32.
         latent_dim: size of z (512 in the paper; 128 keeps CPU runs short).
-        fmap_base: width at resolution r is min(fmap_base // r, fmap_max) (paper: 8192; 1024 for CPU runs).
-        fmap_max: maximum width (paper: 512; 64 for CPU runs: 4..16 get 64 channels, 32x32 gets 32).
-        phase_images: images seen per stabilise phase and per fade-in phase, at every resolution (paper: 600k-800k).
+        fmap_base: width at resolution r is min(fmap_base // r, fmap_max) (paper: 8192). The default 512 with
+            fmap_max 64 gives widths 64, 64, 32, 16 for 4x4 ... 32x32: narrow where a CPU step costs most.
+        fmap_max: maximum width (paper: 512).
+        phase_images: images seen per stabilise phase and per fade-in phase, at every resolution (paper: 600k-800k;
+            the default 18,000 makes 126,000 images from 4x4 to 32x32, a CPU demonstration).
         phase_images_per_res: per-resolution overrides, e.g. "4:20000,32:60000".
         batch_sizes: batch size per resolution, e.g. "4:64,8:64,16:32,32:32" (default: the data loader's batch);
             each must be at most the loader's batch size (paper: 16 up to 128x128, then 14, 6 and 3 to fit memory).
@@ -133,8 +135,8 @@ class PGGAN(GANModule):
             r *= 2
         return r
 
-    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 128, fmap_base: int = 1024,
-                 fmap_max: int = 64, phase_images: int = 10_000, phase_images_per_res: str = "",
+    def __init__(self, channels: int = 1, resolution: int = 32, latent_dim: int = 128, fmap_base: int = 512,
+                 fmap_max: int = 64, phase_images: int = 18_000, phase_images_per_res: str = "",
                  batch_sizes: str = "", lr: float = 1e-3, beta1: float = 0.0, beta2: float = 0.99,
                  adam_eps: float = 1e-8, gp_weight: float = 10.0, drift: float = 0.001, mbstd_group: int = 4,
                  ema_decay: float = 0.999, n_fixed_samples: int = 64):
