@@ -51,7 +51,8 @@ def test_entry_matches_its_file_and_the_live_model(name):
     assert entry["file"] == f"{name}-{entry['sha256'][:8]}.pt"
     assert path.stat().st_size == entry["size"] and weights.sha256_file(path) == entry["sha256"]
     # the live model builds from the recorded hyperparameters and the weights load strictly (load_pretrained)
-    live = get_model_class(entry["model"])(**current_hparams(entry["model"], entry["hparams"]))
+    cls, recorded = get_model_class(entry["model"]), current_hparams(entry["model"], entry["hparams"])
+    live = cls(**recorded)
     assert zoo.num_exported_params(live) == entry["num_params"]
     assert sorted(live.export_modules()) == entry["modules"]
     model = gan_zoo.load_pretrained(name)
@@ -67,10 +68,9 @@ def test_entry_matches_its_file_and_the_live_model(name):
     assert recipe["max_images"] <= entry["images_seen"] < recipe["max_images"] + 1024
     # ... with the entry's hyperparameters: the recipe's options on top of today's defaults rebuild every recorded
     # value (a changed default must be pinned in the recipe, or the recipe no longer trains what it shipped)
-    options = {k: v for k, v in recipe.items() if k in init_params(get_model_class(entry["model"]))}
+    options = {k: v for k, v in recipe.items() if k in init_params(cls)}
     rebuilt = gan_zoo.get_model(entry["model"], **{**options, "channels": entry["channels"],
                                                    "resolution": entry["resolution"]}).hparams
-    recorded = current_hparams(entry["model"], entry["hparams"])
     assert {k: rebuilt[k] for k in recorded} == recorded
     assert (ROOT / entry["sample_grid"]).is_file()
     if "test_acc" in " ".join(entry["metrics"]["values"]):  # a classifier states how many labels it learnt from
